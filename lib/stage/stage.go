@@ -1,0 +1,151 @@
+// Package stage holds what every farm-* command shares: exit codes, signal
+// handling, logging set-up and the common flags. Commands stay thin: flags,
+// wiring, exit codes.
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/farm-build/farm/lib/version"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+// Exit codes shared by every stage (documented in docs/records.md).
+const (
+	ExitOK      = 0
+	ExitFailed  = 1
+	ExitUsage   = 2
+	ExitSIGINT  = 130
+	ExitSIGTERM = 143
+)
+
+// UsageError marks an error in the command line: exit code 2.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// Usagef builds a UsageError.
+func Usagef(format string, args ...any) error {
+	return UsageError{fmt.Errorf(format, args...)}
+}
+
+// ErrReported means the failure was already reported (as error records and
+// on stderr); the stage only has to exit non-zero.
+var ErrReported = errors.New("failed")
+
+// signalCause records which signal cancelled the run, for the exit code.
+type signalCause struct{ sig os.Signal }
+
+func (s signalCause) Error() string { return "interrupted by " + s.sig.String() }
+
+// CommonFlags are the flags every stage has.
+func CommonFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"FARM_LOG_LEVEL"},
+			Usage: "log messages at or above this level on stderr: debug, info, warn, error"},
+		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"FARM_LOG_FORMAT"},
+			Usage: "stderr log format: text or json"},
+	}
+}
+
+// Logger builds the stderr logger from the common flags.
+func Logger(c *cli.Context, stderr io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, Usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, Usagef("--log-format %q: want text or json", c.String("log-format"))
+}
+
+// IsTerminal reports whether f is a terminal (for table output and progress).
+func IsTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// Main runs app with a context that SIGINT and SIGTERM cancel, prints the
+// error (if any) on stderr prefixed with the stage name and exits with the
+// documented code. It never returns.
+func Main(app *cli.App) {
+	cli.VersionPrinter = func(c *cli.Context) {
+		fmt.Fprintf(c.App.Writer, "%s version %s\n", c.App.Name, version.String())
+	}
+	app.Version = version.Version
+	app.Flags = append(app.Flags, CommonFlags()...)
+	app.EnableBashCompletion = true
+	app.ErrWriter = os.Stderr
+	app.Writer = os.Stdout
+	app.ExitErrHandler = func(*cli.Context, error) {} // we choose exit codes below
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		cancel(signalCause{sig})
+		// A second signal means the user is done waiting for clean-up.
+		sig = <-sigs
+		os.Exit(exitFor(sig))
+	}()
+
+	err := app.RunContext(ctx, os.Args)
+	var sc signalCause
+	if cause := context.Cause(ctx); errors.As(cause, &sc) {
+		fmt.Fprintf(os.Stderr, "%s: %s\n", app.Name, cause)
+		os.Exit(exitFor(sc.sig))
+	}
+	os.Exit(Report(app.Name, err, os.Stderr))
+}
+
+// Report prints err for the named stage and returns the exit code for it.
+func Report(name string, err error, stderr io.Writer) int {
+	if err == nil {
+		return ExitOK
+	}
+	if errors.Is(err, ErrReported) {
+		return ExitFailed
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, name+":") {
+		msg = name + ": " + msg
+	}
+	fmt.Fprintln(stderr, msg)
+	var ue UsageError
+	if errors.As(err, &ue) || isCLIUsage(msg) {
+		fmt.Fprintf(stderr, "Try '%s --help' for more information.\n", name)
+		return ExitUsage
+	}
+	return ExitFailed
+}
+
+// isCLIUsage recognises urfave/cli's own parse errors (unknown flag, missing
+// required flag), which it does not type.
+func isCLIUsage(msg string) bool {
+	for _, s := range []string{"flag provided but not defined", "Required flag", "flag needs an argument", "invalid value"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func exitFor(sig os.Signal) int {
+	if sig == syscall.SIGTERM {
+		return ExitSIGTERM
+	}
+	return ExitSIGINT
+}
