@@ -1,0 +1,152 @@
+// Command farm-nodes lists the nodes of a build farm and what each can build.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/local"
+	"github.com/farm-build/farm/lib/node"
+	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/stage"
+	"github.com/urfave/cli/v2"
+)
+
+const description = `farm-nodes asks every podman service of the farm, in parallel, what it is:
+its native platform, the foreign platforms it can build by emulation (qemu
+binfmt_misc registrations), its cpus, memory and podman version. It writes one
+node record per node on stdout for farm-plan (JSON Lines; docs/records.md), or
+a table when stdout is a terminal. A node that cannot be reached within
+--timeout is still a record, with "error" set, so the plan can go around it.
+
+The farm is --node a,b (an ad-hoc farm of system connections), --farm NAME (a
+farm in containers.conf [farms]), or, with neither, every system connection
+(podman system connection list). SSH host keys must already be in
+known_hosts: an unknown or changed key is refused, never accepted silently.
+
+Exit status: 0 when at least one node answered, 1 when none did, 2 for a
+usage error.
+
+Examples:
+   farm-nodes                                 # every system connection, as a table on a terminal
+   farm-nodes --farm lab --format json        # the farm "lab", as records
+   farm-nodes --node lab-1,lab-2 --timeout 5s
+   farm-nodes --node arm-box --emulate arm-box=linux/riscv64
+   farm-nodes --farm lab | farm-plan | farm-build -t registry.example.com/app:1.0 . | farm-manifest`
+
+func main() {
+	stage.Main(&cli.App{
+		Name:        "farm-nodes",
+		Usage:       "list the nodes of a build farm and what each can build",
+		UsageText:   "farm-nodes [--node NAME,... | --farm NAME] [--local] [--timeout 10s] [--format json|table]",
+		Description: description,
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "node", Usage: "use these system connections as an ad-hoc farm (comma-separated or repeated)"},
+			&cli.StringFlag{Name: "farm", Usage: "use the named farm from containers.conf [farms]"},
+			&cli.BoolFlag{Name: "local", Usage: `also use this machine's podman service, as node "local"`},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up on a node that has not answered within this time"},
+			&cli.StringFlag{Name: "format", Usage: "output format: json (records) or table; default: table on a terminal, json otherwise"},
+			&cli.StringSliceFlag{Name: "emulate", Usage: "declare that NODE can build PLATFORM[,PLATFORM] by emulation where detection cannot see it (NODE=PLATFORMS, repeatable)"},
+		},
+		Action: run,
+	})
+}
+
+func run(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return stage.Usagef("unexpected argument %q; farm-nodes takes only flags", c.Args().First())
+	}
+	log, err := stage.Logger(c, os.Stderr)
+	if err != nil {
+		return err
+	}
+	format := c.String("format")
+	if format == "" {
+		format = "json"
+		if stage.IsTerminal(os.Stdout) {
+			format = "table"
+		}
+	}
+	if format != "json" && format != "table" {
+		return stage.Usagef("--format %q: want json or table", format)
+	}
+	declared, err := parseDeclared(c.StringSlice("emulate"))
+	if err != nil {
+		return err
+	}
+	var targets []conn.Target
+	selected := len(c.StringSlice("node")) > 0 || c.String("farm") != ""
+	if selected || !c.Bool("local") {
+		inv, err := conn.Load(conn.LoadOptions{})
+		if err != nil {
+			return err
+		}
+		if targets, err = inv.Select(splitList(c.StringSlice("node")), c.String("farm")); err != nil {
+			return err
+		}
+	}
+	if c.Bool("local") {
+		svc, err := local.Open(c.Context, log)
+		if err != nil {
+			return fmt.Errorf("--local: %w", err)
+		}
+		defer svc.Close()
+		targets = append(targets, conn.Target{Name: "local", URI: svc.URI})
+	}
+
+	nodes := node.Probe(c.Context, targets, node.Options{
+		Timeout: c.Duration("timeout"), SSH: conn.DefaultSSHOptions(), Declared: declared,
+	})
+	answered := 0
+	for _, n := range nodes {
+		if n.Reachable() {
+			answered++
+		} else {
+			log.Warn("node unreachable", "node", n.Name, "error", n.Error)
+		}
+	}
+	if format == "table" {
+		if err := node.WriteTable(os.Stdout, nodes); err != nil {
+			return err
+		}
+	} else {
+		enc := record.NewEncoder(os.Stdout)
+		for i := range nodes {
+			if err := enc.Write(&nodes[i]); err != nil {
+				return err
+			}
+		}
+	}
+	if answered == 0 {
+		return fmt.Errorf("none of the %d nodes answered", len(nodes))
+	}
+	return nil
+}
+
+// splitList accepts both --node a,b and --node a --node b.
+func splitList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+	}
+	return out
+}
+
+func parseDeclared(values []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, v := range values {
+		name, plats, ok := strings.Cut(v, "=")
+		if !ok || name == "" || plats == "" {
+			return nil, stage.Usagef("--emulate %q: want NODE=PLATFORM[,PLATFORM]", v)
+		}
+		out[name] = append(out[name], splitList([]string{plats})...)
+	}
+	return out, nil
+}

@@ -1,0 +1,232 @@
+package conn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/containers/podman/v4/pkg/bindings"
+	"golang.org/x/crypto/ssh"
+)
+
+// Session is an open connection to one node's podman service. For ssh://
+// nodes it holds one SSH connection and serves a private local socket that
+// tunnels to the node's podman socket, so pkg/bindings talks to a plain
+// unix:// URI while farm keeps control of host keys, auth, timeouts and the
+// byte count. unix:// and tcp:// nodes are used as they are.
+type Session struct {
+	Target Target
+
+	client       *ssh.Client // nil unless ssh://
+	remoteSocket string
+	uri          string // what pkg/bindings dials
+	dir          string // private directory of the local socket
+	listener     net.Listener
+	wg           sync.WaitGroup
+	bytesIn      atomic.Int64 // node -> client
+	bytesOut     atomic.Int64 // client -> node
+}
+
+// Open connects to the target, bounded by ctx. The caller must Close it.
+func Open(ctx context.Context, t Target, opts SSHOptions) (*Session, error) {
+	u, err := url.Parse(t.URI)
+	if err != nil {
+		return nil, fmt.Errorf("connection URI %q: %w", redact(t.URI), err)
+	}
+	s := &Session{Target: t}
+	switch u.Scheme {
+	case "unix":
+		s.uri = t.URI
+		return s, nil
+	case "tcp":
+		s.uri = t.URI
+		return s, nil
+	case "ssh":
+	default:
+		return nil, fmt.Errorf("connection URI %q: unsupported scheme %q (want ssh://, unix:// or tcp://)", redact(t.URI), u.Scheme)
+	}
+
+	identity := t.Identity
+	if identity == "" {
+		identity = os.Getenv("CONTAINER_SSHKEY")
+	}
+	userName := u.User.Username()
+	if userName == "" {
+		cur, err := user.Current()
+		if err != nil {
+			return nil, fmt.Errorf("no user in %q and the current user is unknown: %w", redact(t.URI), err)
+		}
+		userName = cur.Username
+	}
+	hostport := u.Host
+	if u.Port() == "" {
+		hostport = net.JoinHostPort(u.Hostname(), "22")
+	}
+	s.remoteSocket = u.Path
+	if s.remoteSocket == "" {
+		return nil, fmt.Errorf("connection URI %q has no socket path (ssh://user@host[:port]/path/to/podman.sock)", redact(t.URI))
+	}
+	s.client, err = dialSSH(ctx, userName, hostport, identity, opts)
+	if err != nil {
+		return nil, err
+	}
+	// Reach the socket once now, so a node whose podman service is not
+	// running fails here with advice instead of as an EOF in some request.
+	probe, err := s.client.Dial("unix", s.remoteSocket)
+	if err != nil {
+		s.client.Close()
+		return nil, fmt.Errorf("podman socket %s on %s: %w; is the podman service running there? try: ssh %s systemctl --user enable --now podman.socket (or systemctl enable --now podman.socket as root)",
+			s.remoteSocket, hostport, err, sshHint(hostport))
+	}
+	probe.Close()
+	if err := s.serveTunnel(); err != nil {
+		s.client.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Session) serveTunnel() error {
+	dir, err := os.MkdirTemp("", "farm-tunnel-")
+	if err != nil {
+		return fmt.Errorf("creating the local tunnel socket: %w", err)
+	}
+	sock := filepath.Join(dir, "podman.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("creating the local tunnel socket: %w", err)
+	}
+	s.dir, s.listener, s.uri = dir, l, "unix://"+sock
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			local, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.forward(local)
+			}()
+		}
+	}()
+	return nil
+}
+
+func (s *Session) forward(local net.Conn) {
+	defer local.Close()
+	remote, err := s.client.Dial("unix", s.remoteSocket)
+	if err != nil {
+		return
+	}
+	defer remote.Close()
+	done := make(chan struct{}, 2)
+	go func() {
+		n, _ := io.Copy(remote, local)
+		s.bytesOut.Add(n)
+		done <- struct{}{}
+	}()
+	go func() {
+		n, _ := io.Copy(local, remote)
+		s.bytesIn.Add(n)
+		done <- struct{}{}
+	}()
+	// Either side closing ends the exchange; closing both (deferred) frees
+	// the other copy.
+	<-done
+}
+
+// URI is the address pkg/bindings should dial for this node.
+func (s *Session) URI() string { return s.uri }
+
+// Connect returns a pkg/bindings context for the node's podman service.
+func (s *Session) Connect(ctx context.Context) (context.Context, error) {
+	c, err := bindings.NewConnection(ctx, s.uri)
+	if err != nil {
+		return nil, fmt.Errorf("podman service of %s: %w", s.Target.Name, err)
+	}
+	return c, nil
+}
+
+// Bytes reports the bytes that crossed the node's connection so far: in is
+// node to client, out is client to node. Zero for unix:// and tcp:// nodes.
+func (s *Session) Bytes() (in, out int64) { return s.bytesIn.Load(), s.bytesOut.Load() }
+
+// Remote reports whether commands run over SSH (false: on this host).
+func (s *Session) Remote() bool { return s.client != nil }
+
+// SSH is the node's SSH client (nil unless ssh://), for port forwards.
+func (s *Session) SSH() *ssh.Client { return s.client }
+
+// ErrNoShell means the node has no shell farm can reach (tcp:// nodes).
+var ErrNoShell = errors.New("no shell on this node (tcp:// connection)")
+
+// Run runs a POSIX shell script on the node (or on this host for unix://
+// nodes) and returns its stdout. ctx cancels it.
+func (s *Session) Run(ctx context.Context, script string) ([]byte, error) {
+	var stdout, stderr bytes.Buffer
+	if s.client == nil {
+		if !strings.HasPrefix(s.uri, "unix:") {
+			return nil, ErrNoShell
+		}
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			return stdout.Bytes(), fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		return stdout.Bytes(), nil
+	}
+	sess, err := s.client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("ssh session: %w", err)
+	}
+	defer sess.Close()
+	sess.Stdout, sess.Stderr = &stdout, &stderr
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	if err := sess.Run(script); err != nil {
+		if ctx.Err() != nil {
+			return stdout.Bytes(), context.Cause(ctx)
+		}
+		return stdout.Bytes(), fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// Close ends the tunnel and the SSH connection.
+func (s *Session) Close() error {
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	var err error
+	if s.client != nil {
+		err = s.client.Close()
+	}
+	s.wg.Wait()
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
+	return err
+}
+
+func redact(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "(unparsable URI)"
+	}
+	return u.Redacted()
+}

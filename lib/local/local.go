@@ -1,0 +1,136 @@
+// Package local finds the podman service of the user's own machine, where
+// images are pulled back and manifest lists are made, and starts a private
+// one for the run when none is listening.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containers/podman/v4/pkg/bindings"
+)
+
+// Service is a local podman service; Close stops it if this run started it.
+type Service struct {
+	URI  string
+	cmd  *exec.Cmd
+	dir  string
+	done chan struct{}
+}
+
+// Candidates lists the sockets podman itself would use, in order:
+// CONTAINER_HOST, then the rootful socket for root or the rootless one.
+func Candidates(getenv func(string) string) []string {
+	if h := getenv("CONTAINER_HOST"); h != "" {
+		return []string{h}
+	}
+	if os.Geteuid() == 0 {
+		return []string{"unix:///run/podman/podman.sock"}
+	}
+	if x := getenv("XDG_RUNTIME_DIR"); x != "" {
+		return []string{"unix://" + filepath.Join(x, "podman", "podman.sock")}
+	}
+	return []string{fmt.Sprintf("unix:///run/user/%d/podman/podman.sock", os.Geteuid())}
+}
+
+// Open returns a running local service: the first candidate that answers,
+// or a `podman system service` started on a private socket for this run.
+// CONTAINER_HOST that does not answer is an error, never silently replaced.
+func Open(ctx context.Context, log *slog.Logger) (*Service, error) {
+	cands := Candidates(os.Getenv)
+	for _, uri := range cands {
+		if answers(ctx, uri) {
+			return &Service{URI: uri}, nil
+		}
+	}
+	if os.Getenv("CONTAINER_HOST") != "" {
+		return nil, fmt.Errorf("local podman service %s (CONTAINER_HOST) does not answer; start it with `podman system service` or unset CONTAINER_HOST", cands[0])
+	}
+	return start(ctx, log)
+}
+
+func answers(ctx context.Context, uri string) bool {
+	if path, ok := strings.CutPrefix(uri, "unix://"); ok {
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := bindings.NewConnection(ctx, uri)
+	return err == nil
+}
+
+func start(ctx context.Context, log *slog.Logger) (*Service, error) {
+	podman, err := exec.LookPath("podman")
+	if err != nil {
+		return nil, errors.New("no local podman service is listening and podman is not installed; install podman or set CONTAINER_HOST")
+	}
+	dir, err := os.MkdirTemp("", "farm-local-")
+	if err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(dir, "podman.sock")
+	cmd := exec.Command(podman, "system", "service", "--time=0", "unix://"+sock)
+	logFile, err := os.Create(filepath.Join(dir, "service.log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group: the user's Ctrl-C reaches farm, which then
+	// stops the service after cleaning up through it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting a local podman service: %w", err)
+	}
+	s := &Service{URI: "unix://" + sock, cmd: cmd, dir: dir, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(s.done) }()
+	log.Debug("started a local podman service for this run", "socket", sock, "pid", cmd.Process.Pid)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			out, _ := os.ReadFile(filepath.Join(dir, "service.log"))
+			s.Close()
+			return nil, fmt.Errorf("local podman service exited at start: %s", strings.TrimSpace(string(out)))
+		case <-ctx.Done():
+			s.Close()
+			return nil, context.Cause(ctx)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if answers(ctx, s.URI) {
+			return s, nil
+		}
+	}
+	s.Close()
+	return nil, errors.New("local podman service did not answer within 30s")
+}
+
+// Close stops the service if this run started it.
+func (s *Service) Close() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+	os.RemoveAll(s.dir)
+}

@@ -1,0 +1,222 @@
+// Package node turns a connection into a node record: what the node's
+// podman service says about itself (platform, cpus, memory, version) and
+// which foreign platforms it can build by emulation.
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/record"
+)
+
+// Options for Probe.
+type Options struct {
+	// Timeout bounds each node's whole probe; a node that does not answer
+	// in time becomes a record with Error set.
+	Timeout time.Duration
+	SSH     conn.SSHOptions
+	// Declared adds emulated platforms per node name, for what detection
+	// cannot see (like buildx's --platform on a node).
+	Declared map[string][]string
+}
+
+// Probe asks every target at once and returns one record per target, in the
+// targets' order. It never fails as a whole: an unreachable node is a record
+// with Error set.
+func Probe(ctx context.Context, targets []conn.Target, opts Options) []record.Node {
+	out := make([]record.Node, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = probeOne(ctx, t, opts)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func probeOne(ctx context.Context, t conn.Target, opts Options) record.Node {
+	rec := record.Node{Name: t.Name, URI: record.RedactURI(t.URI), Identity: t.Identity,
+		Native: []string{}, Emulated: []string{}}
+	if opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, opts.Timeout,
+			fmt.Errorf("no answer within %s (--timeout)", opts.Timeout))
+		defer cancel()
+	}
+	// Everything below honours ctx, but a library call that does not would
+	// still hang the whole stage; the goroutine makes the timeout absolute.
+	done := make(chan record.Node, 1)
+	go func() { done <- probe(ctx, t, rec, opts) }()
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+		rec.Error = fmt.Sprintf("probing %s: %v", t.Name, context.Cause(ctx))
+		return rec
+	}
+}
+
+func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) record.Node {
+	fail := func(err error) record.Node {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		rec.Error = fmt.Sprintf("probing %s: %v", t.Name, err)
+		return rec
+	}
+	s, err := conn.Open(ctx, t, opts.SSH)
+	if err != nil {
+		return fail(err)
+	}
+	defer s.Close()
+	bctx, err := s.Connect(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	info, err := readInfo(bctx)
+	if err != nil {
+		return fail(err)
+	}
+	native, err := platform.FromParts(info.Host.OS, info.Host.Arch, info.Host.Variant)
+	if err != nil {
+		return fail(fmt.Errorf("node reports an unknown platform: %w", err))
+	}
+	rec.Native = []string{native.String()}
+	rec.CPUs = info.Host.CPUs
+	rec.Memory = info.Host.MemTotal
+	rec.Podman = info.Version.Version
+
+	emulated := map[string]bool{}
+	if len(info.Host.EmulatedArchitectures) > 0 {
+		for _, p := range info.Host.EmulatedArchitectures {
+			if c, err := platform.Canonical(p); err == nil {
+				emulated[c] = true
+			}
+		}
+	} else if script, err := s.Run(ctx, binfmtScript); err == nil {
+		for _, p := range ParseBinfmt(string(script)) {
+			emulated[p] = true
+		}
+	} else if err != conn.ErrNoShell {
+		return fail(fmt.Errorf("reading binfmt_misc registrations: %w", err))
+	}
+	for _, p := range opts.Declared[t.Name] {
+		c, err := platform.Canonical(p)
+		if err != nil {
+			return fail(fmt.Errorf("declared platform: %w", err))
+		}
+		emulated[c] = true
+	}
+	delete(emulated, native.String())
+	for p := range emulated {
+		rec.Emulated = append(rec.Emulated, p)
+	}
+	sort.Strings(rec.Emulated)
+	return rec
+}
+
+// info is the part of GET /info farm reads. It is decoded here rather than
+// with system.Info because podman >= 5.6 adds host.emulatedArchitectures,
+// which these bindings' types do not know.
+type info struct {
+	Host struct {
+		OS                    string   `json:"os"`
+		Arch                  string   `json:"arch"`
+		Variant               string   `json:"variant"`
+		CPUs                  int      `json:"cpus"`
+		MemTotal              int64    `json:"memTotal"`
+		EmulatedArchitectures []string `json:"emulatedArchitectures"`
+	} `json:"host"`
+	Version struct {
+		Version string `json:"Version"`
+	} `json:"version"`
+}
+
+func readInfo(ctx context.Context) (*info, error) {
+	c, err := bindings.GetClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.DoRequest(ctx, nil, http.MethodGet, "/info", nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET /info: %w", err)
+	}
+	defer resp.Body.Close()
+	var i info
+	if err := resp.Process(&i); err != nil {
+		return nil, fmt.Errorf("GET /info: %w", err)
+	}
+	return &i, nil
+}
+
+// binfmtScript prints every enabled binfmt_misc registration as
+// "name interpreter" lines, or nothing when binfmt_misc is off.
+const binfmtScript = `d=/proc/sys/fs/binfmt_misc
+[ -r "$d/status" ] && [ "$(cat "$d/status")" = enabled ] || exit 0
+for f in "$d"/*; do
+	case "${f##*/}" in register|status) continue;; esac
+	[ -r "$f" ] || continue
+	state=$(sed -n 1p "$f")
+	interp=$(sed -n 's/^interpreter //p' "$f")
+	[ "$state" = enabled ] && echo "${f##*/} $interp"
+done
+exit 0`
+
+// qemuArch maps qemu's names for targets to platforms. arm covers both
+// v6 and v7 user space.
+var qemuArch = map[string][]string{
+	"aarch64":     {"linux/arm64"},
+	"arm":         {"linux/arm/v7", "linux/arm/v6"},
+	"x86_64":      {"linux/amd64"},
+	"i386":        {"linux/386"},
+	"ppc64le":     {"linux/ppc64le"},
+	"ppc64":       {"linux/ppc64"},
+	"s390x":       {"linux/s390x"},
+	"riscv64":     {"linux/riscv64"},
+	"mips":        {"linux/mips"},
+	"mipsel":      {"linux/mipsle"},
+	"mips64":      {"linux/mips64"},
+	"mips64el":    {"linux/mips64le"},
+	"loongarch64": {"linux/loong64"},
+}
+
+// ParseBinfmt reads binfmtScript's output and returns the platforms the
+// registered qemu interpreters can run, sorted.
+func ParseBinfmt(out string) []string {
+	set := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		names := []string{fields[0]}
+		if len(fields) > 1 {
+			names = append(names, path.Base(fields[1]))
+		}
+		for _, n := range names {
+			n = strings.TrimSuffix(strings.TrimPrefix(n, "qemu-"), "-static")
+			for _, p := range qemuArch[n] {
+				set[p] = true
+			}
+		}
+	}
+	out2 := make([]string, 0, len(set))
+	for p := range set {
+		out2 = append(out2, p)
+	}
+	sort.Strings(out2)
+	return out2
+}
