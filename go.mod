@@ -7,6 +7,7 @@ require (
 	github.com/containers/common v0.57.5
 	github.com/containers/image/v5 v5.29.3
 	github.com/containers/podman/v4 v4.9.5
+	github.com/containers/storage v1.51.0
 	github.com/klauspost/pgzip v1.2.6
 	github.com/urfave/cli/v2 v2.27.7
 	github.com/vbauerster/mpb/v8 v8.6.2
@@ -32,7 +33,6 @@ require (
 	github.com/containers/libtrust v0.0.0-20230121012942-c1716e8a8d01 // indirect
 	github.com/containers/ocicrypt v1.1.10 // indirect
 	github.com/containers/psgo v1.8.0 // indirect
-	github.com/containers/storage v1.51.0 // indirect
 	github.com/coreos/go-systemd/v22 v22.5.1-0.20231103132048-7d375ecc2b09 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
 	github.com/cyberphone/json-canonicalization v0.0.0-20231011164504-785e29786b46 // indirect

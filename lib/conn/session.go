@@ -36,6 +36,10 @@ type Session struct {
 	wg           sync.WaitGroup
 	bytesIn      atomic.Int64 // node -> client
 	bytesOut     atomic.Int64 // client -> node
+
+	apiOnce sync.Once
+	api     context.Context
+	apiErr  error
 }
 
 // Open connects to the target, bounded by ctx. The caller must Close it.
@@ -153,13 +157,46 @@ func (s *Session) forward(local net.Conn) {
 // URI is the address pkg/bindings should dial for this node.
 func (s *Session) URI() string { return s.uri }
 
-// Connect returns a pkg/bindings context for the node's podman service.
+// Connect checks that the node's podman service answers and returns a
+// pkg/bindings context for it, cancelled with ctx. Later calls reuse the
+// connection: see Bind.
 func (s *Session) Connect(ctx context.Context) (context.Context, error) {
-	c, err := bindings.NewConnection(ctx, s.uri)
-	if err != nil {
-		return nil, fmt.Errorf("podman service of %s: %w", s.Target.Name, err)
+	s.apiOnce.Do(func() {
+		s.api, s.apiErr = bindings.NewConnection(ctx, s.uri)
+		if s.apiErr != nil {
+			s.apiErr = fmt.Errorf("podman service of %s: %w", s.Target.Name, s.apiErr)
+		}
+	})
+	if s.apiErr != nil {
+		return nil, s.apiErr
 	}
-	return c, nil
+	return s.Bind(ctx), nil
+}
+
+// Bind returns ctx carrying the session's pkg/bindings client, so that
+// requests made with it end when ctx ends. Connect must have succeeded.
+func (s *Session) Bind(ctx context.Context) context.Context {
+	return WithClientOf(ctx, s.api)
+}
+
+// WithClientOf returns ctx carrying the pkg/bindings client of bindingsCtx.
+// pkg/bindings keeps its client in a context value under an unexported key,
+// so a client made once cannot be attached to a new context any other way;
+// cancellation and deadline still come from ctx.
+func WithClientOf(ctx, bindingsCtx context.Context) context.Context {
+	return boundContext{Context: ctx, values: bindingsCtx}
+}
+
+type boundContext struct {
+	context.Context
+	values context.Context
+}
+
+func (b boundContext) Value(key any) any {
+	if v := b.values.Value(key); v != nil {
+		return v
+	}
+	return b.Context.Value(key)
 }
 
 // Bytes reports the bytes that crossed the node's connection so far: in is

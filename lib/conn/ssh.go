@@ -61,7 +61,7 @@ func (e *HostKeyError) Error() string {
 }
 
 func sshHint(host string) string {
-	if h, p, err := net.SplitHostPort(strings.Trim(host, "[]")); err == nil && p != "22" {
+	if h, p, err := net.SplitHostPort(host); err == nil && p != "22" {
 		return "-p " + p + " " + h
 	}
 	return host

@@ -120,6 +120,15 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 	return nil, errors.New("local podman service did not answer within 30s")
 }
 
+// Connect returns a pkg/bindings context for the service.
+func (s *Service) Connect(ctx context.Context) (context.Context, error) {
+	c, err := bindings.NewConnection(ctx, s.URI)
+	if err != nil {
+		return nil, fmt.Errorf("local podman service %s: %w", s.URI, err)
+	}
+	return c, nil
+}
+
 // Close stops the service if this run started it.
 func (s *Service) Close() {
 	if s.cmd == nil {

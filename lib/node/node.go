@@ -86,7 +86,7 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 	if err != nil {
 		return fail(err)
 	}
-	info, err := readInfo(bctx)
+	info, err := ReadInfo(bctx)
 	if err != nil {
 		return fail(err)
 	}
@@ -128,11 +128,13 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 	return rec
 }
 
-// info is the part of GET /info farm reads. It is decoded here rather than
+// Info is the part of GET /info farm reads. It is decoded here rather than
 // with system.Info because podman >= 5.6 adds host.emulatedArchitectures,
 // which these bindings' types do not know.
-type info struct {
+type Info struct {
 	Host struct {
+		CgroupManager         string   `json:"cgroupManager"`
+		CgroupVersion         string   `json:"cgroupVersion"`
 		OS                    string   `json:"os"`
 		Arch                  string   `json:"arch"`
 		Variant               string   `json:"variant"`
@@ -145,7 +147,8 @@ type info struct {
 	} `json:"version"`
 }
 
-func readInfo(ctx context.Context) (*info, error) {
+// ReadInfo asks a connected podman service (a pkg/bindings context) about itself.
+func ReadInfo(ctx context.Context) (*Info, error) {
 	c, err := bindings.GetClient(ctx)
 	if err != nil {
 		return nil, err
@@ -155,7 +158,7 @@ func readInfo(ctx context.Context) (*info, error) {
 		return nil, fmt.Errorf("GET /info: %w", err)
 	}
 	defer resp.Body.Close()
-	var i info
+	var i Info
 	if err := resp.Process(&i); err != nil {
 		return nil, fmt.Errorf("GET /info: %w", err)
 	}

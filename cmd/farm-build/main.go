@@ -1,0 +1,273 @@
+// Command farm-build builds each job's platform on its node and pulls the
+// images back into local podman storage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/farm-build/farm/lib/build"
+	"github.com/farm-build/farm/lib/buildctx"
+	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/local"
+	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/stage"
+	"github.com/farm-build/farm/lib/transfer"
+	"github.com/urfave/cli/v2"
+)
+
+const name = "farm-build"
+
+const description = `farm-build reads job records (from farm-plan) on stdin and builds each job's
+platform on its node, all in parallel, each build starting as soon as its job
+record arrives. The build context is walked once (honouring .containerignore
+or .dockerignore), compressed in parallel, and the same bytes are sent to every
+node. Each finished image is streamed back over the node's own connection into
+local podman storage and tagged TAG-os-arch[-variant], so it survives
+'podman image prune' until farm-manifest puts it in a list.
+
+Build output goes to stderr, each line prefixed [platform@node]. For each
+platform one record goes to stdout: an image record, or an error record when
+the platform failed. When a node fails (connection lost, service gone) the job
+moves to the next node in its alternatives; a build that fails by itself (a bad
+Containerfile, a failing RUN step) is not retried. Ctrl-C stops every remote
+build (its processes are killed on the node), removes what this run pulled
+back and exits 130.
+
+Exit status: 0 when every platform was built, 1 when any failed or the input
+was bad, 2 for a usage error, 130/143 when interrupted.
+
+Examples:
+   farm-nodes --farm lab | farm-plan | farm-build -t registry.example.com/app:1.0 .
+   farm-nodes | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t localhost:5000/demo:latest -f Containerfile.prod --build-arg VERSION=1.2 ./src
+   farm-nodes | farm-plan > plan.jsonl; farm-build -t IMG . < plan.jsonl      # save a plan, replay it
+   farm-build -t IMG --cleanup --jobs 2 . < plan.jsonl | farm-manifest`
+
+func main() {
+	stage.Main(&cli.App{
+		Name:        name,
+		Usage:       "build each planned platform on its node and pull the images back",
+		UsageText:   "farm-build -t NAME[:TAG] [flags] [CONTEXT] < jobs.jsonl",
+		Description: description,
+		Flags:       flags(),
+		Action:      run,
+		// Build args and labels may hold commas.
+		DisableSliceFlagSeparator: true,
+	})
+}
+
+func flags() []cli.Flag {
+	fs := []cli.Flag{
+		&cli.StringFlag{Name: "tag", Aliases: []string{"t"}, Required: true, Usage: "name of the image, a full reference such as registry.example.com:5000/app:1.0 (\":latest\" when no tag)"},
+		&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "Containerfile to build (default: Containerfile or Dockerfile in CONTEXT)"},
+		&cli.StringSliceFlag{Name: "build-arg", Usage: "set build-time variable `ARG=VALUE` (repeatable)"},
+		&cli.StringFlag{Name: "target", Usage: "build the named stage of a multi-stage Containerfile"},
+		&cli.StringSliceFlag{Name: "label", Usage: "set image label `KEY=VALUE` (repeatable)"},
+		&cli.BoolFlag{Name: "no-cache", Usage: "do not use the nodes' layer caches"},
+		&cli.StringFlag{Name: "pull", Value: "missing", Usage: "pull base images on the nodes: missing, always, never or newer (write --pull=always)"},
+		&cli.BoolFlag{Name: "layers", Value: true, Usage: "cache intermediate layers on the nodes (--layers=false to disable)"},
+		&cli.StringFlag{Name: "format", Value: "oci", Usage: "image format: oci or docker"},
+		&cli.BoolFlag{Name: "cleanup", Usage: "remove each built image from its node once it is safely in local storage"},
+		&cli.IntFlag{Name: "jobs", Usage: "run at most this many builds at once (0: all at once)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "give up on a job (build plus transfer) after this long, e.g. 30m (0: no limit)"},
+		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
+	}
+	// podman build flags that make no sense on a farm: the plan decides the
+	// platforms and farm-manifest makes the list. Refuse them by name rather
+	// than with "flag provided but not defined".
+	for _, f := range []string{"platform", "manifest", "arch", "os", "variant", "all-platforms", "jobs-per-node"} {
+		fs = append(fs, &cli.StringFlag{Name: f, Hidden: true})
+	}
+	return fs
+}
+
+var refused = map[string]string{
+	"platform":      "the platforms come from the job records: choose them with farm-plan --platforms",
+	"arch":          "the platforms come from the job records: choose them with farm-plan --platforms",
+	"os":            "the platforms come from the job records: choose them with farm-plan --platforms",
+	"variant":       "the platforms come from the job records: choose them with farm-plan --platforms",
+	"all-platforms": "the platforms come from the job records: farm-plan plans every native platform by default",
+	"manifest":      "the manifest list is made by the next stage: pipe farm-build into farm-manifest",
+	"jobs-per-node": "not a farm-build flag; see --jobs",
+}
+
+func run(c *cli.Context) error {
+	for f, why := range refused {
+		if c.IsSet(f) {
+			return stage.Usagef("--%s is not supported by farm-build: %s", f, why)
+		}
+	}
+	if c.NArg() > 1 {
+		return stage.Usagef("want at most one CONTEXT directory, got %d arguments", c.NArg())
+	}
+	if stage.IsTerminal(os.Stdin) {
+		return stage.Usagef("stdin is a terminal; farm-build reads job records: farm-nodes | farm-plan | farm-build -t IMG .")
+	}
+	log, err := stage.Logger(c, os.Stderr)
+	if err != nil {
+		return err
+	}
+	spec, err := buildSpec(c)
+	if err != nil {
+		return err
+	}
+	if _, err := build.ParseTag(c.String("tag")); err != nil {
+		return stage.UsageError{Err: err}
+	}
+	if f := c.String("archive-format"); f != transfer.DockerArchive && f != transfer.OCIArchive {
+		return stage.Usagef("--archive-format %q: want docker-archive or oci-archive", f)
+	}
+	dir := c.Args().First()
+	if dir == "" {
+		dir = "."
+	}
+
+	bc, err := buildctx.Build(c.Context, buildctx.Options{
+		Dir: dir, Containerfile: c.String("file"),
+		Warn: func(msg string) { log.Warn(msg) },
+	})
+	if err != nil {
+		return fmt.Errorf("preparing the build context %s: %w", dir, err)
+	}
+	defer bc.Close()
+	if bc.ContainerfileInTar != "" {
+		spec.Containerfiles = []string{bc.ContainerfileInTar}
+	}
+	log.Info("build context ready", "dir", dir, "files", bc.Files, "bytes", bc.Size())
+
+	localSvc, err := local.Open(c.Context, log)
+	if err != nil {
+		return err
+	}
+	defer localSvc.Close()
+	localAPI, err := localSvc.Connect(c.Context)
+	if err != nil {
+		return err
+	}
+
+	runner := build.NewRunner(build.Config{
+		Spec: spec, Tag: c.String("tag"),
+		Context: func() io.Reader { return bc.NewReader() }, ContextSize: bc.Size(),
+		Jobs: c.Int("jobs"), Timeout: c.Duration("timeout"), Cleanup: c.Bool("cleanup"),
+		ArchiveFormat: c.String("archive-format"), SSH: conn.DefaultSSHOptions(),
+		Local: localAPI, Log: log, BuildLog: build.NewLineWriter(os.Stderr), Stage: name,
+	})
+	defer runner.Close()
+	return process(c.Context, runner, os.Stdin, record.NewEncoder(os.Stdout))
+}
+
+// process reads job records and runs each as it arrives. A bad line stops
+// the run: builds under way are cancelled and nothing more is written but
+// one error record that says why.
+func process(parent context.Context, runner *build.Runner, in io.Reader, out *record.Encoder) error {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		failed  int
+		stopped bool
+	)
+	write := func(r record.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if _, isErr := r.(*record.Error); isErr {
+			failed++
+		}
+		if err := out.Write(r); err != nil {
+			cancel(fmt.Errorf("writing records: %w", err))
+		}
+	}
+	dec := record.NewDecoder(name, in)
+	jobs := 0
+	var inputErr error
+	for inputErr == nil {
+		rec, err := dec.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			inputErr = err
+			break
+		}
+		switch r := rec.(type) {
+		case *record.Job:
+			jobs++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				write(runner.Run(ctx, r))
+			}()
+		case *record.Error:
+			write(r)
+		default:
+			inputErr = fmt.Errorf("%s: stdin line %d: a %s record; farm-build reads job records (from farm-plan)", name, dec.Line(), rec.Kind())
+		}
+	}
+	if inputErr == nil && jobs == 0 {
+		inputErr = fmt.Errorf("%s: no job records on stdin; pipe farm-plan into farm-build", name)
+	}
+	if inputErr != nil {
+		mu.Lock()
+		out.Write(&record.Error{Stage: name, Error: inputErr.Error(), Line: dec.Line()})
+		stopped = true
+		mu.Unlock()
+		cancel(inputErr)
+	}
+	wg.Wait()
+	if parent.Err() != nil || inputErr != nil {
+		runner.Undo()
+	}
+	if inputErr != nil {
+		return inputErr
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d platforms failed (see the error records and the log above)", failed, jobs)
+	}
+	return nil
+}
+
+func buildSpec(c *cli.Context) (build.Spec, error) {
+	spec := build.Spec{
+		Labels: c.StringSlice("label"), Target: c.String("target"), NoCache: c.Bool("no-cache"),
+		PullPolicy: c.String("pull"), Layers: c.Bool("layers"), Format: c.String("format"),
+		BuildArgs: map[string]string{},
+	}
+	switch spec.PullPolicy {
+	case "missing", "always", "never", "newer":
+	case "true":
+		spec.PullPolicy = "always"
+	case "false":
+		spec.PullPolicy = "missing"
+	default:
+		return spec, stage.Usagef("--pull %q: want missing, always, never or newer", spec.PullPolicy)
+	}
+	if spec.Format != "oci" && spec.Format != "docker" {
+		return spec, stage.Usagef("--format %q: want oci or docker", spec.Format)
+	}
+	for _, a := range c.StringSlice("build-arg") {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			// As podman does: ARG without a value takes it from the environment.
+			v, ok = os.LookupEnv(k)
+			if !ok {
+				continue
+			}
+		}
+		spec.BuildArgs[k] = v
+	}
+	for _, l := range spec.Labels {
+		if !strings.Contains(l, "=") {
+			return spec, stage.Usagef("--label %q: want KEY=VALUE", l)
+		}
+	}
+	return spec, nil
+}

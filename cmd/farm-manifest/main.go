@@ -1,0 +1,186 @@
+// Command farm-manifest makes one manifest list from farm-build's images.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/farm-build/farm/lib/local"
+	"github.com/farm-build/farm/lib/manifest"
+	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/stage"
+	"github.com/urfave/cli/v2"
+)
+
+const name = "farm-manifest"
+
+const description = `farm-manifest reads image records (from farm-build) on stdin and makes one
+manifest list in local podman storage that names every image with its
+os/arch/variant, checked against each image's own config. Afterwards
+'podman manifest push --all NAME docker://DEST' publishes the multi-arch image
+as it would after 'podman build --manifest', or give --push DEST.
+
+NAME defaults to the tag in the image records. An existing list of that name
+is replaced as a whole; two pipelines writing one name take turns and leave
+one complete list. Nothing is made (exit 1) when an error record arrived, when
+no image record arrived, or when two images claim one platform; with
+--allow-partial a list of what succeeded is made and the missing platforms are
+named on stderr. Writes one manifest record on stdout.
+
+Exit status: 0 when the list was made (and pushed), 1 when not, 2 for a usage
+error, 130/143 when interrupted.
+
+Examples:
+   farm-nodes --farm lab | farm-plan | farm-build -t localhost:5000/demo:latest . | farm-manifest
+   farm-build -t quay.io/me/app:1.0 . < plan.jsonl | farm-manifest --push docker://quay.io/me/app:1.0
+   farm-manifest --allow-partial my-list < images.jsonl
+   podman manifest push --all --tls-verify=false localhost:5000/demo:latest docker://localhost:5000/demo:latest`
+
+func main() {
+	stage.Main(&cli.App{
+		Name:        name,
+		Usage:       "make one manifest list from farm-build's images",
+		UsageText:   "farm-manifest [--push DEST] [--allow-partial] [NAME] < images.jsonl",
+		Description: description,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "allow-partial", Usage: "make a list of the platforms that succeeded even when others failed"},
+			&cli.StringFlag{Name: "push", Usage: "then push the list and every image to `DEST` (e.g. docker://registry.example.com/app:1.0), as podman manifest push --all does"},
+			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "with --push: require HTTPS and verify certificates"},
+			&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "with --push: path of the registry credentials file"},
+			&cli.StringFlag{Name: "format", Value: "oci", Usage: "with --push: manifest list type in the registry: oci (image index) or v2s2 (Docker manifest list)"},
+		},
+		Action: run,
+	})
+}
+
+func run(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return stage.Usagef("want at most one NAME, got %d arguments", c.NArg())
+	}
+	if f := c.String("format"); f != "oci" && f != "v2s2" {
+		return stage.Usagef("--format %q: want oci or v2s2", f)
+	}
+	if stage.IsTerminal(os.Stdin) {
+		return stage.Usagef("stdin is a terminal; farm-manifest reads image records: ... | farm-build -t IMG . | farm-manifest")
+	}
+	log, err := stage.Logger(c, os.Stderr)
+	if err != nil {
+		return err
+	}
+	imgs, failures, err := read(os.Stdin)
+	out := record.NewEncoder(os.Stdout)
+	for _, f := range failures {
+		out.Write(f) // errors pass through, so the end of the pipe sees them
+	}
+	if err != nil {
+		return err
+	}
+	if len(failures) > 0 {
+		missing := describeFailures(failures)
+		if !c.Bool("allow-partial") {
+			return fmt.Errorf("not making a list: %s failed upstream; fix it and run the pipeline again, or give --allow-partial", missing)
+		}
+		log.Warn("making a partial list", "missing", missing)
+	}
+	listName := c.Args().First()
+	if listName == "" {
+		if listName, err = tagOf(imgs); err != nil {
+			return err
+		}
+	}
+
+	svc, err := local.Open(c.Context, log)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	api, err := svc.Connect(c.Context)
+	if err != nil {
+		return err
+	}
+	rec, err := manifest.Create(c.Context, api, listName, imgs, manifest.Options{})
+	if err != nil {
+		return err
+	}
+	if dest := c.String("push"); dest != "" {
+		if !strings.Contains(dest, "://") {
+			dest = "docker://" + dest
+		}
+		digest, err := manifest.Push(c.Context, api, listName, manifest.PushOptions{
+			Destination: dest, TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile"), Format: c.String("format"),
+		})
+		if err != nil {
+			return err
+		}
+		rec.Pushed = dest
+		if digest != "" {
+			rec.Digest = digest
+		}
+	}
+	log.Info("manifest list ready", "name", rec.Name, "instances", len(rec.Instances))
+	return out.Write(rec)
+}
+
+// read collects the image records and passes error records on; any other
+// kind is bad input.
+func read(in io.Reader) ([]*record.Image, []*record.Error, error) {
+	dec := record.NewDecoder(name, in)
+	var imgs []*record.Image
+	var failures []*record.Error
+	for {
+		rec, err := dec.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		switch r := rec.(type) {
+		case *record.Image:
+			imgs = append(imgs, r)
+		case *record.Error:
+			failures = append(failures, r)
+		default:
+			return nil, nil, fmt.Errorf("%s: stdin line %d: a %s record; farm-manifest reads image records (from farm-build)", name, dec.Line(), rec.Kind())
+		}
+	}
+	if len(imgs) == 0 && len(failures) > 0 {
+		return nil, failures, fmt.Errorf("%s: no image records on stdin, only errors: %s", name, describeFailures(failures))
+	}
+	if err := manifest.Check(imgs); err != nil {
+		return nil, failures, fmt.Errorf("%s: %w", name, err)
+	}
+	return imgs, failures, nil
+}
+
+func describeFailures(failures []*record.Error) string {
+	var parts []string
+	for _, f := range failures {
+		what := f.Platform
+		if what == "" {
+			what = f.Stage
+		}
+		if p, err := platform.Canonical(what); err == nil {
+			what = p
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", what, f.Error))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func tagOf(imgs []*record.Image) (string, error) {
+	tag := imgs[0].Tag
+	for _, img := range imgs[1:] {
+		if img.Tag != tag {
+			return "", stage.Usagef("the image records carry different tags (%s, %s); name the list: farm-manifest NAME", tag, img.Tag)
+		}
+	}
+	if tag == "" {
+		return "", stage.Usagef("the image records carry no tag; name the list: farm-manifest NAME")
+	}
+	return tag, nil
+}

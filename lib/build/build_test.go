@@ -1,0 +1,119 @@
+package build
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/farm-build/farm/lib/platform"
+)
+
+func TestPlatformTag(t *testing.T) {
+	tests := []struct {
+		tag, plat, want, wantErr string
+	}{
+		{"localhost:5000/demo:latest", "linux/arm64", "localhost:5000/demo:latest-linux-arm64", ""},
+		{"localhost:5000/demo", "linux/amd64", "localhost:5000/demo:latest-linux-amd64", ""},
+		{"app:1.0", "linux/arm/v7", "docker.io/library/app:1.0-linux-arm-v7", ""},
+		{"quay.io/me/app:v2", "linux/s390x", "quay.io/me/app:v2-linux-s390x", ""},
+		{"app@sha256:" + strings.Repeat("a", 64), "linux/amd64", "", "a digest cannot"},
+		{"UPPER/case", "linux/amd64", "", "-t"},
+	}
+	for _, tc := range tests {
+		got, err := PlatformTag(tc.tag, platform.MustParse(tc.plat))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: error %v, want %q", tc.tag, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s %s: got %q, %v; want %q", tc.tag, tc.plat, got, err, tc.want)
+		}
+	}
+}
+
+func TestReadStream(t *testing.T) {
+	id := strings.Repeat("ab", 32)
+	tests := []struct {
+		name     string
+		stream   string
+		wantID   string
+		wantLogs []string
+		failed   bool
+		wantErr  string
+	}{
+		{name: "success", stream: `{"stream":"STEP 1/2: FROM x\n"}{"stream":"STEP 2/2: RUN true\n"}{"stream":"` + id + `\n"}`,
+			wantID: id, wantLogs: []string{"STEP 1/2: FROM x", "STEP 2/2: RUN true", id}},
+		{name: "line split over messages", stream: `{"stream":"hel"}{"stream":"lo\nwor"}{"stream":"ld\n` + id + `\n"}`,
+			wantID: id, wantLogs: []string{"hello", "world", id}},
+		{name: "build fails", stream: `{"stream":"STEP 1/1: RUN false\n"}{"error":"exit status 1","errorDetail":{"message":"building at STEP \"RUN false\": exit status 1"}}`,
+			failed: true, wantErr: `building at STEP "RUN false": exit status 1`, wantLogs: []string{"STEP 1/1: RUN false"}},
+		{name: "server gone mid-stream", stream: `{"stream":"STEP 1/1\n"}{"stre`, wantErr: "reading the build stream"},
+		{name: "no id", stream: `{"stream":"STEP 1/1\n"}`, wantErr: "without an image id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs []string
+			got, err := readStream(strings.NewReader(tc.stream), func(l string) { logs = append(logs, l) })
+			var fe *FailedError
+			if tc.failed != errors.As(err, &fe) {
+				t.Fatalf("FailedError: got %v, want %v (%v)", !tc.failed, tc.failed, err)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+			} else if err != nil || got != tc.wantID {
+				t.Fatalf("got %q, %v", got, err)
+			}
+			if tc.wantLogs != nil && !reflect.DeepEqual(logs, tc.wantLogs) {
+				t.Fatalf("logs %q, want %q", logs, tc.wantLogs)
+			}
+		})
+	}
+}
+
+func TestParams(t *testing.T) {
+	req := request{
+		spec: &Spec{Containerfiles: []string{"build/Containerfile"}, BuildArgs: map[string]string{"V": "1,2"},
+			Labels: []string{"a=b=c"}, Target: "final", NoCache: true, PullPolicy: "never", Layers: true, Format: "docker"},
+		platform: platform.MustParse("arm/v7"), tag: "r/x:1-linux-arm-v7", cgroup: "/farm-1",
+	}
+	p, err := req.params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"platform": "linux/arm/v7", "t": "r/x:1-linux-arm-v7", "dockerfile": `["build/Containerfile"]`,
+		"buildargs": `{"V":"1,2"}`, "labels": `{"a":"b=c"}`, "target": "final", "nocache": "1",
+		"pullpolicy": "never", "layers": "1", "cgroupparent": "/farm-1", "forcerm": "1", "rm": "1",
+		"outputformat": "application/vnd.docker.distribution.manifest.v2+json",
+	}
+	for k, v := range want {
+		if p.Get(k) != v {
+			t.Errorf("%s = %q, want %q", k, p.Get(k), v)
+		}
+	}
+}
+
+func TestCgroupParentAndKillScript(t *testing.T) {
+	if got := cgroupParent("systemd", "farm-1"); got != "farm-1.slice" {
+		t.Errorf("systemd: %q", got)
+	}
+	if got := cgroupParent("cgroupfs", "farm-1"); got != "/farm-1" {
+		t.Errorf("cgroupfs: %q", got)
+	}
+	kill := killScript("farm-abc", true)
+	if !strings.Contains(kill, "id=farm-abc") || !strings.Contains(kill, "kill -9") || !strings.Contains(kill, "cgroup.kill") {
+		t.Errorf("kill script:\n%s", kill)
+	}
+	tidy := killScript("farm-abc", false)
+	if strings.Contains(tidy, "kill -9") || !strings.Contains(tidy, "rmdir") {
+		t.Errorf("tidy script must not kill:\n%s", tidy)
+	}
+	if newJobID() == newJobID() || !strings.HasPrefix(newJobID(), "farm-") {
+		t.Error("job ids must be unique and start with farm-")
+	}
+}

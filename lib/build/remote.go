@@ -1,0 +1,221 @@
+// Package build runs farm's jobs: one image for one platform on one node,
+// with the compressed context sent as it is to every node, build logs
+// streamed back, fail-over to the job's alternatives when a node fails, and
+// remote builds really stopped when the run is cancelled.
+package build
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/farm-build/farm/lib/platform"
+)
+
+// Spec is what to build, the same for every job of a run.
+type Spec struct {
+	// Containerfiles are paths inside the context archive; empty means the
+	// server's default (Containerfile, then Dockerfile).
+	Containerfiles []string
+	BuildArgs      map[string]string
+	Labels         []string
+	Target         string
+	NoCache        bool
+	// PullPolicy is podman's --pull: missing (default), always, never, newer.
+	PullPolicy string
+	Layers     bool
+	// Format is the image format: oci or docker.
+	Format string
+}
+
+// FailedError is a build that ran and failed (a bad Containerfile, a RUN
+// step that exits non-zero): another node would fail the same way, so it is
+// never retried elsewhere.
+type FailedError struct{ Msg string }
+
+func (e *FailedError) Error() string { return e.Msg }
+
+// request is one POST /build.
+type request struct {
+	spec        *Spec
+	platform    platform.Platform
+	tag         string
+	cgroup      string
+	context     io.Reader
+	logLine     func(string)
+	onUploaded  func()
+}
+
+// imageIDLine is how the build stream names the image it made.
+var imageIDLine = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// send runs the build on a connected node (a pkg/bindings context) and
+// returns the new image's id. Errors other than *FailedError mean the node
+// or the connection failed.
+func send(ctx context.Context, req request) (string, error) {
+	conn, err := bindings.GetClient(ctx)
+	if err != nil {
+		return "", err
+	}
+	params, err := req.params()
+	if err != nil {
+		return "", err
+	}
+	body := &watchEOF{r: req.context, onEOF: req.onUploaded}
+	headers := http.Header{"Content-Type": []string{"application/x-tar"}}
+	resp, err := conn.DoRequest(ctx, body, http.MethodPost, "/build", params, headers)
+	if err != nil {
+		return "", fmt.Errorf("sending the build: %w", err)
+	}
+	defer resp.Body.Close()
+	if !resp.IsSuccess() {
+		if err := resp.Process(nil); err != nil {
+			// The server refused the request itself (bad parameters,
+			// unreadable context): that is the same on every node.
+			return "", &FailedError{Msg: err.Error()}
+		}
+	}
+	return readStream(resp.Body, req.logLine)
+}
+
+func (req request) params() (url.Values, error) {
+	s := req.spec
+	p := url.Values{}
+	p.Set("platform", req.platform.String())
+	p.Set("t", req.tag)
+	if len(s.Containerfiles) > 0 {
+		files, err := json.Marshal(s.Containerfiles)
+		if err != nil {
+			return nil, err
+		}
+		p.Set("dockerfile", string(files))
+	}
+	if len(s.BuildArgs) > 0 {
+		args, err := json.Marshal(s.BuildArgs)
+		if err != nil {
+			return nil, err
+		}
+		p.Set("buildargs", string(args))
+	}
+	if len(s.Labels) > 0 {
+		labels := map[string]string{}
+		for _, l := range s.Labels {
+			k, v, _ := strings.Cut(l, "=")
+			labels[k] = v
+		}
+		js, err := json.Marshal(labels)
+		if err != nil {
+			return nil, err
+		}
+		p.Set("labels", string(js))
+	}
+	if s.Target != "" {
+		p.Set("target", s.Target)
+	}
+	if s.NoCache {
+		p.Set("nocache", "1")
+	}
+	if s.Layers {
+		p.Set("layers", "1")
+	} else {
+		p.Set("layers", "0")
+	}
+	if s.PullPolicy != "" {
+		p.Set("pullpolicy", s.PullPolicy)
+	}
+	switch s.Format {
+	case "docker":
+		p.Set("outputformat", "application/vnd.docker.distribution.manifest.v2+json")
+	default:
+		p.Set("outputformat", "application/vnd.oci.image.manifest.v1+json")
+	}
+	// Remove intermediate containers even when a step fails, so a failed
+	// or cancelled build leaves nothing behind on the node.
+	p.Set("rm", "1")
+	p.Set("forcerm", "1")
+	if req.cgroup != "" {
+		p.Set("cgroupparent", req.cgroup)
+	}
+	return p, nil
+}
+
+// readStream follows the JSON stream of a build: log lines, then the id, or
+// an error.
+func readStream(r io.Reader, logLine func(string)) (string, error) {
+	dec := json.NewDecoder(bufio.NewReader(r))
+	var id string
+	var partial strings.Builder
+	for {
+		var msg struct {
+			Stream      string `json:"stream"`
+			Error       string `json:"error"`
+			ErrorDetail *struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&msg); err != nil {
+			if errors.Is(err, io.EOF) && id != "" {
+				return id, nil
+			}
+			if errors.Is(err, io.EOF) {
+				return "", errors.New("the build stream ended without an image id (did the node's podman service stop?)")
+			}
+			return "", fmt.Errorf("reading the build stream: %w", err)
+		}
+		switch {
+		case msg.ErrorDetail != nil || msg.Error != "":
+			text := msg.Error
+			if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
+				text = msg.ErrorDetail.Message
+			}
+			return "", &FailedError{Msg: strings.TrimSpace(text)}
+		case msg.Stream != "":
+			// The server may split a line across messages; log whole lines.
+			partial.WriteString(msg.Stream)
+			text := partial.String()
+			for {
+				nl := strings.IndexByte(text, '\n')
+				if nl < 0 {
+					break
+				}
+				line := text[:nl]
+				text = text[nl+1:]
+				if imageIDLine.MatchString(line) {
+					id = line
+				}
+				if logLine != nil {
+					logLine(line)
+				}
+			}
+			partial.Reset()
+			partial.WriteString(text)
+		}
+	}
+}
+
+// watchEOF calls onEOF once when the body has been read to the end: the
+// server has the whole context and the build proper begins.
+type watchEOF struct {
+	r     io.Reader
+	onEOF func()
+	done  bool
+}
+
+func (w *watchEOF) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if err == io.EOF && !w.done {
+		w.done = true
+		if w.onEOF != nil {
+			w.onEOF()
+		}
+	}
+	return n, err
+}

@@ -1,0 +1,233 @@
+// Package manifest turns image records into one manifest list in local
+// podman storage, whole or not at all, and pushes it.
+package manifest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containers/common/pkg/retry"
+	"github.com/containers/podman/v4/pkg/bindings/images"
+	"github.com/containers/podman/v4/pkg/bindings/manifests"
+	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/record"
+)
+
+// Check validates the images that will make up a list: at least one, one per
+// platform. It is pure, so its rules are tested without podman.
+func Check(imgs []*record.Image) error {
+	if len(imgs) == 0 {
+		return errors.New("no image records on stdin; pipe farm-build into farm-manifest")
+	}
+	seen := map[string]string{}
+	for _, img := range imgs {
+		p, err := platform.Canonical(img.Platform)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", img.ID, err)
+		}
+		if other, dup := seen[p]; dup {
+			return fmt.Errorf("two images claim %s (%s and %s); a manifest list holds one image per platform", p, short(other), short(img.ID))
+		}
+		seen[p] = img.ID
+	}
+	return nil
+}
+
+// Options for Create.
+type Options struct {
+	// LockDir holds the lock files that serialise writers of one list name
+	// on this machine.
+	LockDir string
+}
+
+// Create makes the list NAME from imgs in local storage (local is a
+// pkg/bindings context for the local podman service). An existing list of
+// that name is replaced as a whole; two writers of one name take turns, so
+// the list is always one writer's complete set. The platforms of each entry
+// come from the record, checked against the image's own config.
+func Create(ctx, local context.Context, name string, imgs []*record.Image, opts Options) (*record.Manifest, error) {
+	if err := Check(imgs); err != nil {
+		return nil, err
+	}
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Platform < imgs[j].Platform })
+	plats := make([]platform.Platform, len(imgs))
+	for i, img := range imgs {
+		p, err := verifyPlatform(local, img)
+		if err != nil {
+			return nil, err
+		}
+		plats[i] = p
+	}
+
+	unlock, err := lock(ctx, opts.LockDir, name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	if err := removeExisting(local, name); err != nil {
+		return nil, err
+	}
+	id, err := manifests.Create(local, name, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating manifest list %s: %w", name, err)
+	}
+	for i, img := range imgs {
+		p := plats[i]
+		opts := &manifests.AddOptions{Images: []string{"containers-storage:" + img.ID}}
+		opts.WithOS(p.OS).WithArch(p.Arch)
+		if p.Variant != "" {
+			opts.WithVariant(p.Variant)
+		}
+		if _, err := manifests.Add(local, name, opts); err != nil {
+			// Never leave a half-made list behind.
+			cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(local), 30*time.Second)
+			defer cancel()
+			manifests.Delete(cleanupCtx, name)
+			return nil, fmt.Errorf("adding %s (%s) to %s: %w", p, short(img.ID), name, err)
+		}
+	}
+	return describe(local, name, id)
+}
+
+// verifyPlatform reads the image's config: the record names the platform,
+// the image must agree, so a list never lies about an entry.
+func verifyPlatform(local context.Context, img *record.Image) (platform.Platform, error) {
+	want, err := platform.Parse(img.Platform)
+	if err != nil {
+		return want, err
+	}
+	inspect, err := images.GetImage(local, img.ID, nil)
+	if err != nil {
+		return want, fmt.Errorf("image %s (%s) is not in local storage: %w", short(img.ID), want, err)
+	}
+	// podman's inspect does not report the variant: the record's stands.
+	got, err := platform.FromParts(inspect.Os, inspect.Architecture, want.Variant)
+	if err != nil {
+		return want, fmt.Errorf("image %s: %w", short(img.ID), err)
+	}
+	if got.OS != want.OS || got.Arch != want.Arch {
+		return want, fmt.Errorf("image %s is %s by its config, but its record says %s", short(img.ID), got, want)
+	}
+	return want, nil
+}
+
+func removeExisting(local context.Context, name string) error {
+	exists, err := manifests.Exists(local, name, nil)
+	if err != nil {
+		return fmt.Errorf("looking up %s: %w", name, err)
+	}
+	if exists {
+		if _, err := manifests.Delete(local, name); err != nil {
+			return fmt.Errorf("replacing manifest list %s: %w", name, err)
+		}
+		return nil
+	}
+	// A plain image of that name would make the list name ambiguous.
+	if ok, _ := images.Exists(local, name, nil); ok {
+		return fmt.Errorf("%s names an image, not a manifest list; choose another name or remove it (podman rmi %s)", name, name)
+	}
+	return nil
+}
+
+func describe(local context.Context, name, id string) (*record.Manifest, error) {
+	list, err := manifests.Inspect(local, name, nil)
+	if err != nil {
+		return nil, fmt.Errorf("inspecting %s: %w", name, err)
+	}
+	rec := &record.Manifest{Name: name, ID: id}
+	for _, m := range list.Manifests {
+		p := platform.Platform{OS: m.Platform.OS, Arch: m.Platform.Architecture, Variant: m.Platform.Variant}
+		rec.Instances = append(rec.Instances, record.Instance{Platform: p.String(), Digest: m.Digest.String()})
+	}
+	raw, err := list.Serialize()
+	if err == nil {
+		sum := sha256.Sum256(raw)
+		rec.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return rec, nil
+}
+
+// PushOptions for Push.
+type PushOptions struct {
+	Destination string
+	TLSVerify   bool
+	Authfile    string
+	// Format is the list type in the registry: oci or v2s2.
+	Format string
+}
+
+// Push publishes the list and every image in it, as `podman manifest push
+// --all` does, retrying with backoff when the registry fails.
+func Push(ctx, local context.Context, name string, opts PushOptions) (string, error) {
+	all, skip := true, !opts.TLSVerify
+	popts := &images.PushOptions{All: &all, SkipTLSVerify: &skip}
+	if opts.Authfile != "" {
+		popts.WithAuthfile(opts.Authfile)
+	}
+	switch opts.Format {
+	case "oci":
+		popts.WithFormat("oci")
+	case "v2s2":
+		popts.WithFormat("v2s2")
+	}
+	var digest string
+	err := retry.IfNecessary(ctx, func() error {
+		d, err := manifests.Push(local, name, opts.Destination, popts)
+		digest = d
+		return err
+	}, &retry.Options{MaxRetry: 3, Delay: 2 * time.Second})
+	if err != nil {
+		return "", fmt.Errorf("pushing %s to %s: %w", name, opts.Destination, err)
+	}
+	return digest, nil
+}
+
+// lock takes an exclusive lock for name, waiting while another farm-manifest
+// writes the same list.
+func lock(ctx context.Context, dir, name string) (func(), error) {
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "farm-manifest-locks")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lock directory: %w", err)
+	}
+	sum := sha256.Sum256([]byte(name))
+	f, err := os.OpenFile(filepath.Join(dir, hex.EncodeToString(sum[:8])+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock for %s: %w", name, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, context.Cause(ctx)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func short(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

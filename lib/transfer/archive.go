@@ -1,0 +1,73 @@
+// Package transfer brings an image built on a node into local podman
+// storage.
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/containers/podman/v4/pkg/bindings/images"
+)
+
+// Archive formats for the pull-back. docker-archive is the default: it
+// carries layers uncompressed, so neither the node nor this machine spends
+// CPU on gzip, which on a LAN or a loopback lab costs more than the bytes it
+// saves (bench/RESULTS.md). oci-archive gzips every layer on the node: the
+// better choice over a slow link.
+const (
+	DockerArchive = "docker-archive"
+	OCIArchive    = "oci-archive"
+)
+
+// Archive streams image id from a node (nodeCtx: a pkg/bindings context for
+// the node) into local storage (localCtx) through a pipe: no temporary copy
+// on this machine. It returns the archive's size in bytes. A failure part
+// way leaves no image behind locally: podman load commits an image only
+// after reading the whole archive.
+func Archive(nodeCtx, localCtx context.Context, id, format string) (int64, error) {
+	pr, pw := io.Pipe()
+	var n atomic.Int64
+	exportErr := make(chan error, 1)
+	go func() {
+		err := images.Export(nodeCtx, []string{id}, countingWriter{pw, &n}, &images.ExportOptions{Format: &format})
+		pw.CloseWithError(errOrEOF(err))
+		exportErr <- err
+	}()
+	_, loadErr := images.Load(localCtx, pr)
+	pr.CloseWithError(errors.New("load ended"))
+	if err := <-exportErr; err != nil {
+		return n.Load(), fmt.Errorf("exporting %s from the node as %s: %w", short(id), format, err)
+	}
+	if loadErr != nil {
+		return n.Load(), fmt.Errorf("loading %s into local storage: %w", short(id), loadErr)
+	}
+	return n.Load(), nil
+}
+
+func errOrEOF(err error) error {
+	if err == nil {
+		return io.EOF
+	}
+	return err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
