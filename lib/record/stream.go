@@ -101,26 +101,35 @@ func Decode(line []byte) (Record, error) {
 	if !utf8.Valid(line) {
 		return nil, errors.New("not UTF-8 text; is this a record stream?")
 	}
-	var head struct {
-		V    *json.RawMessage `json:"v"`
-		Kind *json.RawMessage `json:"kind"`
-	}
+	// A map, not a struct: encoding/json matches struct fields ignoring
+	// case, which would read "V" or "KIND" as the header, and turns null
+	// into a missing field, which would hide what was actually sent.
+	var head map[string]json.RawMessage
 	if err := json.Unmarshal(line, &head); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, fmt.Errorf("want a JSON object, got %s", typeErr.Value)
+		}
 		return nil, fmt.Errorf("invalid JSON: %s", jsonMsg(err))
 	}
-	if head.V == nil {
+	if head == nil {
+		return nil, errors.New("want a JSON object, got null")
+	}
+	rawV, ok := head["v"]
+	if !ok {
 		return nil, errors.New(`missing "v" (format version; this farm reads "v": 1)`)
 	}
 	var v int
-	if err := json.Unmarshal(*head.V, &v); err != nil || v != Version {
-		return nil, fmt.Errorf(`unsupported record version "v": %s (this farm reads "v": %d)`, *head.V, Version)
+	if err := json.Unmarshal(rawV, &v); err != nil || v != Version {
+		return nil, fmt.Errorf(`unsupported record version "v": %s (this farm reads "v": %d)`, rawV, Version)
 	}
-	if head.Kind == nil {
+	rawKind, ok := head["kind"]
+	if !ok {
 		return nil, errors.New(`missing "kind" (one of node, job, image, manifest, error)`)
 	}
 	var kind string
-	if err := json.Unmarshal(*head.Kind, &kind); err != nil {
-		return nil, fmt.Errorf(`"kind" must be a string, got %s`, *head.Kind)
+	if err := json.Unmarshal(rawKind, &kind); err != nil || rawKind[0] != '"' {
+		return nil, fmt.Errorf(`"kind" must be a string, got %s`, rawKind)
 	}
 	var rec Record
 	switch kind {
@@ -137,7 +146,9 @@ func Decode(line []byte) (Record, error) {
 	default:
 		return nil, fmt.Errorf("unknown kind %q (want one of node, job, image, manifest, error)", kind)
 	}
-	if err := json.Unmarshal(line, rec); err != nil {
+	// Not json.Unmarshal(line, rec): it would scan the line again to
+	// validate it, and rec's UnmarshalJSON would parse it into a map again.
+	if err := rec.(fieldsDecoder).decodeFields(line, head); err != nil {
 		return nil, fmt.Errorf("%s record: %s", kind, jsonMsg(err))
 	}
 	return rec, nil
@@ -163,7 +174,10 @@ func jsonMsg(err error) string {
 
 func jsonType(goKind string) string {
 	switch goKind {
-	case "int", "int64", "float64":
+	case "int", "int64":
+		// Not "number": "want number, got number 1.5" would explain nothing.
+		return "integer"
+	case "float64":
 		return "number"
 	case "slice":
 		return "array"
