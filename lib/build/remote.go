@@ -45,13 +45,13 @@ func (e *FailedError) Error() string { return e.Msg }
 
 // request is one POST /build.
 type request struct {
-	spec        *Spec
-	platform    platform.Platform
-	tag         string
-	cgroup      string
-	context     io.Reader
-	logLine     func(string)
-	onUploaded  func()
+	spec       *Spec
+	platform   platform.Platform
+	tag        string
+	cgroup     string
+	context    io.Reader
+	logLine    func(string)
+	onUploaded func()
 }
 
 // imageIDLine is how the build stream names the image it made.

@@ -114,6 +114,9 @@ func (r *Runner) Run(ctx context.Context, job *record.Job) Outcome {
 		if errors.As(err, &failed) || ctx.Err() != nil || errors.Is(err, errLocal) {
 			break
 		}
+		// The node failed: the next job for it must reconnect rather than
+		// reuse a connection to a service that may be gone.
+		r.sessions.drop(n.Name)
 	}
 	if lastErr == nil {
 		lastErr = errors.New("no reachable node in the job or its alternatives")
@@ -158,7 +161,10 @@ func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platf
 	})
 	buildSeconds := time.Since(start).Seconds()
 	if err != nil {
-		r.stopRemote(s, jobID, ctx.Err() != nil)
+		// Whatever failed (the build, the connection, the node's podman
+		// service, or we were cancelled), the build's processes may still
+		// run on the node: kill them, over SSH, which may well still work.
+		r.stopRemote(s, jobID, true)
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}
@@ -303,9 +309,10 @@ func ParseTag(tag string) (reference.NamedTagged, error) {
 // sessionPool keeps one connection per node for the whole run: a node with
 // two jobs shares it.
 type sessionPool struct {
-	ssh conn.SSHOptions
-	mu  sync.Mutex
-	m   map[string]*poolEntry
+	ssh     conn.SSHOptions
+	mu      sync.Mutex
+	m       map[string]*poolEntry
+	dropped []*poolEntry
 }
 
 type poolEntry struct {
@@ -340,14 +347,32 @@ func (p *sessionPool) get(ctx context.Context, n record.Node) (*conn.Session, er
 	return e.s, e.err
 }
 
+func (p *sessionPool) drop(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// Jobs may still use the old connection: it is closed with the rest.
+	if e, ok := p.m[name]; ok {
+		p.dropped = append(p.dropped, e)
+		delete(p.m, name)
+	}
+}
+
 func (p *sessionPool) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, e := range p.m {
+	for _, e := range append(p.dropped, mapValues(p.m)...) {
 		if e.s != nil {
 			e.s.Close()
 		}
 	}
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }
 
 func newJobID() string {

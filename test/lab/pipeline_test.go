@@ -1,0 +1,283 @@
+//go:build lab
+
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/farm-build/farm/lib/record"
+)
+
+// The whole mission: two platforms, one native and one emulated, built on
+// two nodes, pulled back, one list, pushed, and each instance runs as its
+// own architecture.
+func TestPipelineTwoPlatformsToRegistry(t *testing.T) {
+	reg := labVar(t, "FARM_LAB_REGISTRY")
+	image := reg + "/farm-test/pipeline:latest"
+	r := run(t, nil, "set -o pipefail; farm-nodes --farm lab | farm-plan --platforms linux/amd64,linux/arm64 "+
+		"| farm-build -t "+image+" test/lab/testdata/targetarch | tee /dev/stderr | farm-manifest")
+	if r.code != 0 {
+		t.Fatalf("pipeline exit %d", r.code)
+	}
+	recs := decode(t, r.stdout)
+	if len(recs) != 1 {
+		t.Fatalf("want one manifest record, got %d", len(recs))
+	}
+	m, ok := recs[0].(*record.Manifest)
+	if !ok || m.Name != image || len(m.Instances) != 2 {
+		t.Fatalf("manifest record %+v", recs[0])
+	}
+	if !strings.Contains(r.stderr, "[linux/arm64@lab-") || !strings.Contains(r.stderr, "[linux/amd64@lab-") {
+		t.Errorf("build logs should be prefixed [platform@node]")
+	}
+
+	// The pulled-back images: each config says its own architecture and its
+	// RUN step ran as that architecture.
+	for arch, uname := range map[string]string{"amd64": "x86_64", "arm64": "aarch64"} {
+		ref := image + "-linux-" + arch
+		if got := podman(t, "image", "inspect", ref, "--format", "{{.Architecture}}"); got != arch {
+			t.Errorf("%s: config architecture %q", ref, got)
+		}
+		out := podman(t, "run", "--rm", "--pull=never", ref)
+		if !strings.Contains(out, "arch="+uname+" targetarch="+arch) {
+			t.Errorf("%s printed %q", ref, out)
+		}
+	}
+
+	podman(t, "manifest", "push", "--all", "--tls-verify=false", image, "docker://"+image)
+	raw, err := exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+image).Output()
+	if err != nil {
+		t.Fatalf("skopeo inspect: %v", err)
+	}
+	var index struct {
+		Manifests []struct {
+			Platform struct{ OS, Architecture string }
+		}
+	}
+	if err := json.Unmarshal(raw, &index); err != nil {
+		t.Fatalf("registry answer %s: %v", raw, err)
+	}
+	var plats []string
+	for _, m := range index.Manifests {
+		plats = append(plats, m.Platform.OS+"/"+m.Platform.Architecture)
+	}
+	if len(plats) != 2 || !contains(plats, "linux/amd64") || !contains(plats, "linux/arm64") {
+		t.Fatalf("registry index platforms %v, want linux/amd64 and linux/arm64", plats)
+	}
+	// secret.env is in .containerignore: it never reached the image.
+	if out, _ := exec.Command("podman", "run", "--rm", "--pull=never", image+"-linux-amd64", "ls", "/").CombinedOutput(); strings.Contains(string(out), "secret") {
+		t.Errorf("an ignored file reached the image: %s", out)
+	}
+}
+
+// Running the same pipeline twice leaves one list with two entries, and the
+// second run reuses the nodes' caches and skips the transfer.
+func TestPipelineTwiceLeavesOneList(t *testing.T) {
+	image := "localhost/farm-test/twice:1"
+	script := "set -o pipefail; farm-nodes --farm lab | farm-plan --platforms linux/amd64,linux/arm64 --affinity " + image +
+		" | farm-build -t " + image + " test/lab/testdata/targetarch | farm-manifest"
+	for i := 0; i < 2; i++ {
+		if r := run(t, nil, script); r.code != 0 {
+			t.Fatalf("run %d: exit %d", i+1, r.code)
+		} else if i == 1 && !strings.Contains(r.stderr, "nothing to transfer") {
+			t.Errorf("the second run should find the images already local")
+		}
+	}
+	var list struct{ Manifests []json.RawMessage }
+	if err := json.Unmarshal([]byte(podman(t, "manifest", "inspect", image)), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Manifests) != 2 {
+		t.Fatalf("want 2 entries after two runs, got %d", len(list.Manifests))
+	}
+}
+
+// A Containerfile that fails: an error record, no image record, no retry on
+// another node, and farm-manifest makes no list.
+func TestFailingBuildLeavesNoList(t *testing.T) {
+	image := "localhost/farm-test/fails:1"
+	exec.Command("podman", "manifest", "rm", image).Run()
+	dir := t.TempDir()
+	built := filepath.Join(dir, "built.jsonl")
+	r := run(t, nil, "farm-nodes --farm lab | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t "+image+" test/lab/testdata/fail > "+built)
+	if r.code != 1 {
+		t.Errorf("farm-build exit %d, want 1", r.code)
+	}
+	data, _ := os.ReadFile(built)
+	recs := decode(t, string(data))
+	if imgs := imagesOf(recs); len(imgs) != 0 {
+		t.Fatalf("a failed build must not yield image records: %v", imgs)
+	}
+	errs := errorsOf(recs)
+	if len(errs) != 2 || !strings.Contains(errs[0].Error, "exit status 3") || errs[0].Stage != "farm-build" {
+		t.Fatalf("want 2 error records naming the failed step, got %+v", errs)
+	}
+	if strings.Contains(r.stderr, "failing over") {
+		t.Errorf("a build that fails by itself must not be retried elsewhere")
+	}
+
+	r = run(t, nil, "farm-manifest < "+built)
+	if r.code != 1 || !strings.Contains(r.stderr, "not making a list") && !strings.Contains(r.stderr, "no image records") {
+		t.Fatalf("farm-manifest must refuse: exit %d", r.code)
+	}
+	if len(errorsOf(decode(t, r.stdout))) != 2 {
+		t.Errorf("error records must pass through farm-manifest")
+	}
+	if err := exec.Command("podman", "manifest", "inspect", image).Run(); err == nil {
+		t.Fatalf("a list %s was made", image)
+	}
+}
+
+// pinnedJob writes a plan that builds platform on node (and may fail over to
+// the others), using the example custom scheduler.
+func pinnedJob(t *testing.T, platform, node string) string {
+	t.Helper()
+	plan := filepath.Join(t.TempDir(), "plan.jsonl")
+	r := run(t, nil, fmt.Sprintf("farm-nodes --farm lab | scripts/examples/pin-platform.sh %s=%s > %s", platform, node, plan))
+	if r.code != 0 {
+		t.Fatalf("planning: exit %d", r.code)
+	}
+	return plan
+}
+
+// startBuild starts farm-build on a plan and returns it with its stderr file.
+func startBuild(t *testing.T, plan, tag, sleep string, extra ...string) (*exec.Cmd, string, string) {
+	t.Helper()
+	root := repo(t)
+	dir := t.TempDir()
+	stderr, stdout := filepath.Join(dir, "stderr"), filepath.Join(dir, "stdout")
+	// --no-cache: an earlier run's cache would skip the very step the
+	// test needs running.
+	args := append([]string{"-t", tag, "--no-cache", "--build-arg", "SLEEP=" + sleep}, extra...)
+	args = append(args, "test/lab/testdata/slow")
+	cmd := exec.Command(filepath.Join(root, "bin", "farm-build"), args...)
+	cmd.Dir = root
+	in, err := os.Open(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	errf, _ := os.Create(stderr)
+	outf, _ := os.Create(stdout)
+	t.Cleanup(func() { errf.Close(); outf.Close() })
+	cmd.Stdin, cmd.Stderr, cmd.Stdout = in, errf, outf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, stderr
+}
+
+// waitFor polls a file until it contains text.
+func waitFor(t *testing.T, path, text string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if data, _ := os.ReadFile(path); strings.Contains(string(data), text) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	data, _ := os.ReadFile(path)
+	t.Fatalf("%q did not appear in %s within %s:\n%s", text, path, timeout, data)
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd, timeout time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if exit, ok := err.(*exec.ExitError); ok {
+			return exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		t.Fatalf("farm-build did not exit within %s", timeout)
+		return -1
+	}
+}
+
+// noProcess waits until no process on this machine (where the lab nodes
+// run) has pattern in its command line.
+func noProcess(t *testing.T, pattern string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		hits := psMatches(t, pattern)
+		if len(hits) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still running after %s: %v", timeout, hits)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A node's podman service killed mid-build: the job moves to an
+// alternative, and nothing of it keeps running on the dead node.
+func TestNodeKilledMidBuildFailsOver(t *testing.T) {
+	plan := pinnedJob(t, "linux/amd64", "lab-2")
+	cmd, stdout, stderr := startBuild(t, plan, "localhost/farm-test/failover:1", "13")
+	waitFor(t, stderr, "[linux/amd64@lab-2] sleeping 13s", time.Minute)
+	lab(t, "node-stop", "lab-2")
+	t.Cleanup(func() { lab(t, "node-start", "lab-2") })
+	if code := waitExit(t, cmd, 3*time.Minute); code != 0 {
+		data, _ := os.ReadFile(stderr)
+		t.Fatalf("farm-build exit %d:\n%s", code, data)
+	}
+	data, _ := os.ReadFile(stdout)
+	img := imagesOf(decode(t, string(data)))["linux/amd64"]
+	if img == nil || img.Node == "lab-2" {
+		t.Fatalf("want the image built on an alternative, got %+v", img)
+	}
+	waitFor(t, stderr, "failing over", time.Second)
+	if data, _ := os.ReadFile(stderr); !strings.Contains(string(data), "@"+img.Node+"] sleeping 13s") {
+		t.Errorf("the alternative did not run the build itself:\n%s", data)
+	}
+	// The orphaned RUN step on lab-2 was killed through its cgroup.
+	noProcess(t, "sleep 13", 5*time.Second)
+}
+
+// Ctrl-C during a build: exit 130, the remote build is killed, and local
+// storage gets nothing.
+func TestInterruptStopsRemoteBuilds(t *testing.T) {
+	for _, sig := range []struct {
+		signal syscall.Signal
+		code   int
+		sleep  string
+	}{{syscall.SIGINT, 130, "317"}, {syscall.SIGTERM, 143, "319"}} {
+		t.Run(sig.signal.String(), func(t *testing.T) {
+			tag := "localhost/farm-test/cancel:" + sig.sleep
+			plan := pinnedJob(t, "linux/arm64", "lab-3")
+			cmd, stdout, stderr := startBuild(t, plan, tag, sig.sleep)
+			waitFor(t, stderr, "sleeping "+sig.sleep+"s", time.Minute)
+			if len(psMatches(t, "sleep "+sig.sleep)) == 0 {
+				t.Fatal("the build's RUN step is not running on the node")
+			}
+			cmd.Process.Signal(sig.signal)
+			if code := waitExit(t, cmd, time.Minute); code != sig.code {
+				t.Fatalf("exit %d, want %d", code, sig.code)
+			}
+			noProcess(t, "sleep "+sig.sleep, 5*time.Second)
+			if data, _ := os.ReadFile(stdout); len(imagesOf(decode(t, string(data)))) != 0 {
+				t.Errorf("an interrupted run must not report images")
+			}
+			if err := exec.Command("podman", "image", "exists", tag+"-linux-arm64").Run(); err == nil {
+				t.Errorf("an interrupted run left %s in local storage", tag)
+			}
+		})
+	}
+}
