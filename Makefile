@@ -25,7 +25,9 @@ build:
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(STAGES))
 
 # The whole suite: static checks, unit tests, bounded fuzzing, then the lab.
-test: lint unit-test fuzz lab-test
+# The lab comes up first: it also installs the tools some unit tests run
+# (jq for the example scheduler).
+test: lint lab-up unit-test fuzz lab-test
 
 unit-test:
 	$(GO) test -tags "$(TAGS)" -count=1 ./...
