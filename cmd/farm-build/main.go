@@ -16,6 +16,7 @@ import (
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/registry"
 	"github.com/farm-build/farm/lib/stage"
 	"github.com/farm-build/farm/lib/transfer"
 	"github.com/urfave/cli/v2"
@@ -46,7 +47,8 @@ Examples:
    farm-nodes --farm lab | farm-plan | farm-build -t registry.example.com/app:1.0 .
    farm-nodes | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t localhost:5000/demo:latest -f Containerfile.prod --build-arg VERSION=1.2 ./src
    farm-nodes | farm-plan > plan.jsonl; farm-build -t IMG . < plan.jsonl      # save a plan, replay it
-   farm-build -t IMG --cleanup --jobs 2 . < plan.jsonl | farm-manifest`
+   farm-build -t IMG --cleanup --jobs 2 . < plan.jsonl | farm-manifest
+   farm-build -t registry.example.com/app:1.0 --push . < plan.jsonl | farm-manifest   # nodes push; the list is made in the registry`
 
 func main() {
 	stage.Main(&cli.App{
@@ -75,6 +77,9 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "cleanup", Usage: "remove each built image from its node once it is safely in local storage"},
 		&cli.IntFlag{Name: "jobs", Usage: "run at most this many builds at once (0: all at once)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "give up on a job (build plus transfer) after this long, e.g. 30m (0: no limit)"},
+		&cli.BoolFlag{Name: "push", Usage: "instead of pulling images back, have each node push its image to the registry named by -t (as TAG-os-arch); farm-manifest then builds the list in the registry"},
+		&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "with --push: require HTTPS and verify certificates"},
+		&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "with --push: path of the registry credentials file, sent to the nodes for the push"},
 		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
 	}
 	// podman build flags that make no sense on a farm: the plan decides the
@@ -140,17 +145,23 @@ func run(c *cli.Context) error {
 	}
 	log.Info("build context ready", "dir", dir, "files", bc.Files, "bytes", bc.Size())
 
-	localSvc, err := local.Open(c.Context, log)
-	if err != nil {
-		return err
-	}
-	defer localSvc.Close()
-	localAPI, err := localSvc.Connect(c.Context)
-	if err != nil {
-		return err
+	var localAPI context.Context
+	var push *registry.Options
+	if c.Bool("push") {
+		push = &registry.Options{TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile")}
+	} else {
+		localSvc, err := local.Open(c.Context, log)
+		if err != nil {
+			return err
+		}
+		defer localSvc.Close()
+		if localAPI, err = localSvc.Connect(c.Context); err != nil {
+			return err
+		}
 	}
 
 	runner := build.NewRunner(build.Config{
+		Push: push,
 		Spec: spec, Tag: c.String("tag"),
 		Context: func() io.Reader { return bc.NewReader() }, ContextSize: bc.Size(),
 		Jobs: c.Int("jobs"), Timeout: c.Duration("timeout"), Cleanup: c.Bool("cleanup"),

@@ -12,6 +12,7 @@ import (
 	"github.com/farm-build/farm/lib/manifest"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/registry"
 	"github.com/farm-build/farm/lib/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -23,6 +24,10 @@ manifest list in local podman storage that names every image with its
 os/arch/variant, checked against each image's own config. Afterwards
 'podman manifest push --all NAME docker://DEST' publishes the multi-arch image
 as it would after 'podman build --manifest', or give --push DEST.
+
+When the images come from farm-build --push, they are already in the
+registry: the list is then assembled there, from their digests, and nothing
+is pulled to this machine.
 
 NAME defaults to the tag in the image records. An existing list of that name
 is replaced as a whole; two pipelines writing one name take turns and leave
@@ -49,9 +54,9 @@ func main() {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "allow-partial", Usage: "make a list of the platforms that succeeded even when others failed"},
 			&cli.StringFlag{Name: "push", Usage: "then push the list and every image to `DEST` (e.g. docker://registry.example.com/app:1.0), as podman manifest push --all does"},
-			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "with --push: require HTTPS and verify certificates"},
-			&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "with --push: path of the registry credentials file"},
-			&cli.StringFlag{Name: "format", Value: "oci", Usage: "with --push: manifest list type in the registry: oci (image index) or v2s2 (Docker manifest list)"},
+			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "registry access (--push, or images from farm-build --push): require HTTPS and verify certificates"},
+			&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "registry access: path of the credentials file"},
+			&cli.StringFlag{Name: "format", Value: "oci", Usage: "manifest list type in the registry: oci (image index) or v2s2 (Docker manifest list)"},
 		},
 		Action: run,
 	})
@@ -91,6 +96,22 @@ func run(c *cli.Context) error {
 		if listName, err = tagOf(imgs); err != nil {
 			return err
 		}
+	}
+
+	pushed, err := manifest.Pushed(imgs)
+	if err != nil {
+		return err
+	}
+	if pushed {
+		// farm-build --push: the images are in the registry already, and so
+		// is the list, made there from their digests.
+		rec, err := manifest.CreateInRegistry(c.Context, listName, imgs, c.String("format"),
+			registry.Options{TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile")})
+		if err != nil {
+			return err
+		}
+		log.Info("manifest list pushed", "name", rec.Name, "digest", rec.Digest, "instances", len(rec.Instances))
+		return out.Write(rec)
 	}
 
 	svc, err := local.Open(c.Context, log)

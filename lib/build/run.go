@@ -17,6 +17,7 @@ import (
 	"github.com/farm-build/farm/lib/node"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/registry"
 	"github.com/farm-build/farm/lib/transfer"
 )
 
@@ -38,7 +39,11 @@ type Config struct {
 	Cleanup       bool
 	ArchiveFormat string
 	SSH           conn.SSHOptions
-	// Local is a pkg/bindings context for this machine's podman service.
+	// Push, when set, makes each node push its image to the registry of
+	// Tag instead of sending it back here (farm-build --push).
+	Push *registry.Options
+	// Local is a pkg/bindings context for this machine's podman service
+	// (unused with Push).
 	Local    context.Context
 	Log      *slog.Logger
 	BuildLog *LineWriter
@@ -177,6 +182,16 @@ func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platf
 		Emulated: !contains(n.Native, plat.String()), BuildSeconds: round(buildSeconds),
 		Transfer: "archive", BytesOut: r.cfg.ContextSize, Extra: job.Extra,
 	}
+	if r.cfg.Push != nil {
+		if err := r.push(ctx, nodeCtx, img, logLine); err != nil {
+			r.removeOnNode(s, id)
+			return nil, fmt.Errorf("pushing %s from %s: %w", plat, n.Name, err)
+		}
+		if r.cfg.Cleanup {
+			r.removeOnNode(s, id)
+		}
+		return img, nil
+	}
 	if err := r.pullBack(ctx, nodeCtx, s, img, logLine); err != nil {
 		if ctx.Err() != nil {
 			r.removeOnNode(s, id)
@@ -228,6 +243,29 @@ func (r *Runner) pullBack(ctx, nodeCtx context.Context, s *conn.Session, img *re
 	img.Digest = inspect.Digest.String()
 	img.Size = inspect.Size
 	img.TransferSeconds = round(time.Since(start).Seconds())
+	return nil
+}
+
+// push has the node push the image to the registry under its per-platform
+// tag; the record then names it by digest, which is what the list in the
+// registry will reference.
+func (r *Runner) push(ctx, nodeCtx context.Context, img *record.Image, logLine func(string)) error {
+	named, err := reference.ParseNormalizedNamed(img.Ref)
+	if err != nil {
+		return err
+	}
+	tagged, _ := named.(reference.NamedTagged)
+	logLine("pushing " + short(img.ID) + " to " + img.Ref)
+	start := time.Now()
+	d, err := registry.PushFromNode(ctx, nodeCtx, img.ID, tagged, *r.cfg.Push)
+	if err != nil {
+		return err
+	}
+	img.Transfer = "push"
+	img.Digest = d.String()
+	img.Ref = reference.TrimNamed(named).String() + "@" + d.String()
+	img.TransferSeconds = round(time.Since(start).Seconds())
+	logLine(fmt.Sprintf("done: pushed as %s (build %.1fs, push %.1fs)", img.Ref, img.BuildSeconds, img.TransferSeconds))
 	return nil
 }
 

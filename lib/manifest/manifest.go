@@ -16,10 +16,13 @@ import (
 	"time"
 
 	"github.com/containers/common/pkg/retry"
+	"github.com/containers/image/v5/docker/reference"
 	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/containers/podman/v4/pkg/bindings/manifests"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/registry"
+	"github.com/opencontainers/go-digest"
 )
 
 // Check validates the images that will make up a list: at least one, one per
@@ -230,4 +233,64 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// Pushed reports whether the images were pushed by the nodes (farm-build
+// --push) rather than pulled back; a mix is an error: the list would have to
+// live in two places.
+func Pushed(imgs []*record.Image) (bool, error) {
+	pushed := 0
+	for _, img := range imgs {
+		if img.Transfer == "push" {
+			pushed++
+		}
+	}
+	if pushed != 0 && pushed != len(imgs) {
+		return false, fmt.Errorf("%d of %d images were pushed to a registry and the others pulled back; run farm-build with or without --push for all", pushed, len(imgs))
+	}
+	return pushed > 0, nil
+}
+
+// CreateInRegistry assembles the list NAME in the registry from images the
+// nodes pushed there, by digest: nothing is pulled to this machine.
+func CreateInRegistry(ctx context.Context, name string, imgs []*record.Image, format string, opts registry.Options) (*record.Manifest, error) {
+	if err := Check(imgs); err != nil {
+		return nil, err
+	}
+	dest, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return nil, fmt.Errorf("list name %q: %w", name, err)
+	}
+	tagged, ok := reference.TagNameOnly(dest).(reference.NamedTagged)
+	if !ok {
+		return nil, fmt.Errorf("list name %q: want a tag, not a digest", name)
+	}
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Platform < imgs[j].Platform })
+	rec := &record.Manifest{Name: tagged.String(), Pushed: "docker://" + tagged.String()}
+	var instances []registry.Instance
+	for _, img := range imgs {
+		p, err := platform.Parse(img.Platform)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := reference.ParseNormalizedNamed(img.Ref)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: ref %q: %w", p, img.Ref, err)
+		}
+		if ref.Name() != tagged.Name() {
+			return nil, fmt.Errorf("image %s was pushed to %s, not to the list's repository %s; a list can only name images of its own repository", p, ref.Name(), tagged.Name())
+		}
+		d, err := digest.Parse(img.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: digest %q: %w", p, img.Digest, err)
+		}
+		instances = append(instances, registry.Instance{Platform: p, Digest: d})
+		rec.Instances = append(rec.Instances, record.Instance{Platform: p.String(), Digest: d.String()})
+	}
+	d, err := registry.PutList(ctx, tagged, instances, format, opts)
+	if err != nil {
+		return nil, err
+	}
+	rec.Digest = d.String()
+	return rec, nil
 }

@@ -281,3 +281,53 @@ func TestInterruptStopsRemoteBuilds(t *testing.T) {
 		})
 	}
 }
+
+// farm-build --push: the nodes push, and farm-manifest assembles the list in
+// the registry from the digests without pulling anything here.
+func TestPushBuildsTheListInTheRegistry(t *testing.T) {
+	reg := labVar(t, "FARM_LAB_REGISTRY")
+	for _, format := range []struct{ flag, mediaType string }{
+		{"oci", "application/vnd.oci.image.index.v1+json"},
+		{"v2s2", "application/vnd.docker.distribution.manifest.list.v2+json"},
+	} {
+		t.Run(format.flag, func(t *testing.T) {
+			image := reg + "/farm-test/pushed-" + format.flag + ":1"
+			r := run(t, nil, "set -o pipefail; farm-nodes --farm lab | farm-plan --platforms linux/amd64,linux/arm64 "+
+				"| farm-build --push --tls-verify=false -t "+image+" test/lab/testdata/targetarch "+
+				"| farm-manifest --tls-verify=false --format "+format.flag)
+			if r.code != 0 {
+				t.Fatalf("exit %d", r.code)
+			}
+			recs := decode(t, r.stdout)
+			m, ok := recs[0].(*record.Manifest)
+			if !ok || len(m.Instances) != 2 || m.Pushed == "" {
+				t.Fatalf("manifest record %+v", recs[0])
+			}
+			raw, err := exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+image).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var list struct {
+				MediaType string
+				Manifests []struct {
+					Digest   string
+					Platform struct{ OS, Architecture string }
+				}
+			}
+			if err := json.Unmarshal(raw, &list); err != nil {
+				t.Fatal(err)
+			}
+			if list.MediaType != format.mediaType || len(list.Manifests) != 2 {
+				t.Fatalf("registry holds %s", raw)
+			}
+			for i, inst := range m.Instances {
+				if list.Manifests[i].Digest != inst.Digest || list.Manifests[i].Platform.OS+"/"+list.Manifests[i].Platform.Architecture != inst.Platform {
+					t.Errorf("entry %d: registry %+v, record %+v", i, list.Manifests[i], inst)
+				}
+			}
+			if err := exec.Command("podman", "image", "exists", image+"-linux-arm64").Run(); err == nil {
+				t.Errorf("--push must not pull the image back")
+			}
+		})
+	}
+}
