@@ -15,6 +15,7 @@ import (
 	"github.com/farm-build/farm/lib/buildctx"
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/local"
+	"github.com/farm-build/farm/lib/progress"
 	"github.com/farm-build/farm/lib/record"
 	"github.com/farm-build/farm/lib/registry"
 	"github.com/farm-build/farm/lib/stage"
@@ -80,6 +81,7 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "push", Usage: "instead of pulling images back, have each node push its image to the registry named by -t (as TAG-os-arch); farm-manifest then builds the list in the registry"},
 		&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "with --push: require HTTPS and verify certificates"},
 		&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "with --push: path of the registry credentials file, sent to the nodes for the push"},
+		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "how to show the builds on stderr: tty (one live line per job: phase, step N/M, done or failed; the tail of a failed build's log), plain (every build line prefixed [platform@node]), or auto (tty on a terminal)"},
 		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
 	}
 	// podman build flags that make no sense on a farm: the plan decides the
@@ -127,6 +129,10 @@ func run(c *cli.Context) error {
 	if f := c.String("archive-format"); f != transfer.DockerArchive && f != transfer.OCIArchive {
 		return stage.Usagef("--archive-format %q: want docker-archive or oci-archive", f)
 	}
+	view, err := progress.New(c.String("progress"), os.Stderr, stage.IsTerminal(os.Stderr))
+	if err != nil {
+		return stage.UsageError{Err: err}
+	}
 	dir := c.Args().First()
 	if dir == "" {
 		dir = "."
@@ -166,9 +172,10 @@ func run(c *cli.Context) error {
 		Context: func() io.Reader { return bc.NewReader() }, ContextSize: bc.Size(),
 		Jobs: c.Int("jobs"), Timeout: c.Duration("timeout"), Cleanup: c.Bool("cleanup"),
 		ArchiveFormat: c.String("archive-format"), SSH: conn.DefaultSSHOptions(),
-		Local: localAPI, Log: log, BuildLog: build.NewLineWriter(os.Stderr), Stage: name,
+		Local: localAPI, Log: log, Progress: view, Stage: name,
 	})
 	defer runner.Close()
+	defer view.Close()
 	return process(c.Context, runner, os.Stdin, record.NewEncoder(os.Stdout))
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/node"
 	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/progress"
 	"github.com/farm-build/farm/lib/record"
 	"github.com/farm-build/farm/lib/registry"
 	"github.com/farm-build/farm/lib/transfer"
@@ -44,9 +45,10 @@ type Config struct {
 	Push *registry.Options
 	// Local is a pkg/bindings context for this machine's podman service
 	// (unused with Push).
-	Local    context.Context
-	Log      *slog.Logger
-	BuildLog *LineWriter
+	Local context.Context
+	Log   *slog.Logger
+	// Progress shows each job's build output and phase on stderr.
+	Progress progress.View
 	Stage    string
 }
 
@@ -132,7 +134,24 @@ func (r *Runner) Run(ctx context.Context, job *record.Job) Outcome {
 // errLocal marks failures on this machine's side: another node would not help.
 var errLocal = errors.New("local podman service")
 
+// runOn runs the job on node n, showing it as one job in the progress view.
 func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platform, n record.Node) (*record.Image, error) {
+	view := r.cfg.Progress.Job(plat.String(), n.Name)
+	img, err := r.buildOn(ctx, job, plat, n, view)
+	if err != nil {
+		view.Done("", err)
+		return nil, err
+	}
+	how := "in local storage as " + img.Ref
+	if img.Transfer == "push" {
+		how = "pushed as " + img.Ref
+	}
+	view.Done(fmt.Sprintf("%s %s (build %.1fs, transfer %.1fs, %s in, %s out)", short(img.ID), how,
+		img.BuildSeconds, img.TransferSeconds, humanBytes(img.BytesIn), humanBytes(img.BytesOut)), nil)
+	return img, nil
+}
+
+func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Platform, n record.Node, view progress.Job) (*record.Image, error) {
 	if r.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, r.cfg.Timeout, fmt.Errorf("job timed out after %s (--timeout)", r.cfg.Timeout))
@@ -156,13 +175,14 @@ func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platf
 	if err != nil {
 		return nil, err
 	}
-	logLine := r.cfg.BuildLog.Prefix(fmt.Sprintf("[%s@%s] ", plat, n.Name))
+	logLine := view.Log
 	r.cfg.Log.Debug("building", "platform", plat.String(), "node", n.Name, "job", jobID)
 
+	view.Phase("uploading context")
 	start := time.Now()
 	id, err := send(nodeCtx, request{
 		spec: &r.cfg.Spec, platform: plat, tag: tag, cgroup: cgroupParent(info.Host.CgroupManager, jobID),
-		context: r.cfg.Context(), logLine: logLine,
+		context: r.cfg.Context(), logLine: logLine, onUploaded: func() { view.Phase("building") },
 	})
 	buildSeconds := time.Since(start).Seconds()
 	if err != nil {
@@ -183,6 +203,7 @@ func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platf
 		Transfer: "archive", BytesOut: r.cfg.ContextSize, Extra: job.Extra,
 	}
 	if r.cfg.Push != nil {
+		view.Phase("pushing")
 		if err := r.push(ctx, nodeCtx, img, logLine); err != nil {
 			r.removeOnNode(s, id)
 			return nil, fmt.Errorf("pushing %s from %s: %w", plat, n.Name, err)
@@ -192,6 +213,7 @@ func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platf
 		}
 		return img, nil
 	}
+	view.Phase("pulling back")
 	if err := r.pullBack(ctx, nodeCtx, s, img, logLine); err != nil {
 		if ctx.Err() != nil {
 			r.removeOnNode(s, id)
@@ -202,8 +224,6 @@ func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platf
 	if r.cfg.Cleanup {
 		r.removeOnNode(s, id)
 	}
-	logLine(fmt.Sprintf("done: %s in local storage as %s (build %.1fs, transfer %.1fs, %s)",
-		short(id), tag, img.BuildSeconds, img.TransferSeconds, humanBytes(img.BytesIn)))
 	return img, nil
 }
 
@@ -265,7 +285,6 @@ func (r *Runner) push(ctx, nodeCtx context.Context, img *record.Image, logLine f
 	img.Digest = d.String()
 	img.Ref = reference.TrimNamed(named).String() + "@" + d.String()
 	img.TransferSeconds = round(time.Since(start).Seconds())
-	logLine(fmt.Sprintf("done: pushed as %s (build %.1fs, push %.1fs)", img.Ref, img.BuildSeconds, img.TransferSeconds))
 	return nil
 }
 

@@ -1,0 +1,118 @@
+package progress
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestParseStep(t *testing.T) {
+	tests := []struct {
+		line string
+		n, m int
+		ok   bool
+	}{
+		{"STEP 3/7: RUN make", 3, 7, true},
+		{"STEP 1/1: FROM x", 1, 1, true},
+		{"--> Using cache abc", 0, 0, false},
+		{"echo STEP 1/2: inside a log", 0, 0, false},
+	}
+	for _, tc := range tests {
+		n, m, ok := ParseStep(tc.line)
+		if n != tc.n || m != tc.m || ok != tc.ok {
+			t.Errorf("%q: got %d %d %v", tc.line, n, m, ok)
+		}
+	}
+}
+
+func TestPlainPrefixesEveryLineAndNeverInterleaves(t *testing.T) {
+	var buf bytes.Buffer
+	v := NewPlain(&buf)
+	var wg sync.WaitGroup
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		j := v.Job(p, "lab-1")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				j.Log("STEP 1/2: RUN something long enough to be torn if writes raced")
+			}
+			j.Done("abc in local storage", nil)
+		}()
+	}
+	wg.Wait()
+	j := v.Job("linux/s390x", "lab-2")
+	j.Done("", errors.New("exit status 3"))
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 403 {
+		t.Fatalf("got %d lines", len(lines))
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "[linux/amd64@lab-1] ") && !strings.HasPrefix(l, "[linux/arm64@lab-1] ") && !strings.HasPrefix(l, "[linux/s390x@lab-2] ") {
+			t.Fatalf("unprefixed or torn line %q", l)
+		}
+	}
+	if lines[402] != "[linux/s390x@lab-2] failed: exit status 3" {
+		t.Errorf("last line %q", lines[402])
+	}
+}
+
+func TestTTYShowsStepsAndTheTailOfAFailure(t *testing.T) {
+	var buf syncBuffer
+	v := NewTTY(&buf)
+	ok := v.Job("linux/amd64", "lab-1")
+	bad := v.Job("linux/arm64", "lab-2")
+	ok.Phase("building")
+	ok.Log("STEP 2/3: RUN true")
+	bad.Log("STEP 1/1: RUN false")
+	bad.Log("the last words of a failing step")
+	ok.Done("abc in local storage", nil)
+	bad.Done("", errors.New("exit status 1"))
+	v.Close()
+	out := buf.String()
+	for _, want := range []string{"[linux/amd64@lab-1]", "done: abc", "the last words of a failing step", "failed: exit status 1", "FAILED"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tty output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestNewModes(t *testing.T) {
+	if _, ok := mustNew(t, "auto", false).(*Plain); !ok {
+		t.Error("auto without a terminal must be plain")
+	}
+	if _, ok := mustNew(t, "auto", true).(*TTY); !ok {
+		t.Error("auto on a terminal must be tty")
+	}
+	if _, err := New("fancy", &bytes.Buffer{}, true); err == nil {
+		t.Error("unknown mode accepted")
+	}
+}
+
+func mustNew(t *testing.T, mode string, term bool) View {
+	v, err := New(mode, &bytes.Buffer{}, term)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	return v
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
