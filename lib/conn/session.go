@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/farm-build/farm/lib/record"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -46,7 +47,8 @@ type Session struct {
 func Open(ctx context.Context, t Target, opts SSHOptions) (*Session, error) {
 	u, err := url.Parse(t.URI)
 	if err != nil {
-		return nil, fmt.Errorf("connection URI %q: %w", redact(t.URI), err)
+		// url's error quotes the whole URI, password included: say less.
+		return nil, fmt.Errorf("connection %s: the URI is not a valid URL (want ssh://user@host[:port]/path/to/podman.sock)", t.Name)
 	}
 	s := &Session{Target: t}
 	switch u.Scheme {
@@ -58,7 +60,7 @@ func Open(ctx context.Context, t Target, opts SSHOptions) (*Session, error) {
 		return s, nil
 	case "ssh":
 	default:
-		return nil, fmt.Errorf("connection URI %q: unsupported scheme %q (want ssh://, unix:// or tcp://)", redact(t.URI), u.Scheme)
+		return nil, fmt.Errorf("connection URI %q: unsupported scheme %q (want ssh://, unix:// or tcp://)", record.RedactURI(t.URI), u.Scheme)
 	}
 
 	identity := t.Identity
@@ -69,7 +71,7 @@ func Open(ctx context.Context, t Target, opts SSHOptions) (*Session, error) {
 	if userName == "" {
 		cur, err := user.Current()
 		if err != nil {
-			return nil, fmt.Errorf("no user in %q and the current user is unknown: %w", redact(t.URI), err)
+			return nil, fmt.Errorf("no user in %q and the current user is unknown: %w", record.RedactURI(t.URI), err)
 		}
 		userName = cur.Username
 	}
@@ -79,7 +81,7 @@ func Open(ctx context.Context, t Target, opts SSHOptions) (*Session, error) {
 	}
 	s.remoteSocket = u.Path
 	if s.remoteSocket == "" {
-		return nil, fmt.Errorf("connection URI %q has no socket path (ssh://user@host[:port]/path/to/podman.sock)", redact(t.URI))
+		return nil, fmt.Errorf("connection URI %q has no socket path (ssh://user@host[:port]/path/to/podman.sock)", record.RedactURI(t.URI))
 	}
 	s.client, err = dialSSH(ctx, userName, hostport, identity, opts)
 	if err != nil {
@@ -258,12 +260,4 @@ func (s *Session) Close() error {
 		os.RemoveAll(s.dir)
 	}
 	return err
-}
-
-func redact(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return "(unparsable URI)"
-	}
-	return u.Redacted()
 }

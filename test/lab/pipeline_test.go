@@ -331,3 +331,61 @@ func TestPushBuildsTheListInTheRegistry(t *testing.T) {
 		})
 	}
 }
+
+// --allow-partial makes a list of what succeeded and names what is missing;
+// without it, nothing is made.
+func TestAllowPartial(t *testing.T) {
+	image := "localhost/farm-test/partial:1"
+	exec.Command("podman", "manifest", "rm", image).Run()
+	dir := t.TempDir()
+	built := filepath.Join(dir, "built.jsonl")
+	r := run(t, nil, "farm-nodes --farm lab | farm-plan --platforms linux/amd64 | farm-build -t "+image+" test/lab/testdata/targetarch > "+built)
+	if r.code != 0 {
+		t.Fatalf("build exit %d", r.code)
+	}
+	// A failure upstream for another platform, as farm-build reports one.
+	failure := `{"v":1,"kind":"error","stage":"farm-build","error":"building linux/arm64 on lab-2: exit status 1","platform":"linux/arm64","node":"lab-2"}`
+	f, _ := os.OpenFile(built, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(failure + "\n")
+	f.Close()
+
+	r = run(t, nil, "farm-manifest < "+built)
+	if r.code != 1 || !strings.Contains(r.stderr, "linux/arm64") {
+		t.Fatalf("without --allow-partial: exit %d, want 1 naming linux/arm64", r.code)
+	}
+	if exec.Command("podman", "manifest", "inspect", image).Run() == nil {
+		t.Fatal("a list was made despite the failure")
+	}
+	r = run(t, nil, "farm-manifest --allow-partial < "+built)
+	if r.code != 0 || !strings.Contains(r.stderr, "missing") || !strings.Contains(r.stderr, "linux/arm64") {
+		t.Fatalf("with --allow-partial: exit %d; stderr must name the missing platform", r.code)
+	}
+	recs := decode(t, r.stdout)
+	if len(errorsOf(recs)) != 1 {
+		t.Errorf("the error record must pass through")
+	}
+	var m *record.Manifest
+	for _, rec := range recs {
+		if mm, ok := rec.(*record.Manifest); ok {
+			m = mm
+		}
+	}
+	if m == nil || len(m.Instances) != 1 || m.Instances[0].Platform != "linux/amd64" {
+		t.Fatalf("want a list with linux/amd64 only: %+v", m)
+	}
+}
+
+// --local adds this machine's podman service as node "local".
+func TestNodesLocal(t *testing.T) {
+	r := run(t, nil, "farm-nodes --local --node lab-1")
+	nodes := nodesOf(decode(t, r.stdout))
+	if r.code != 0 || nodes["local"] == nil || nodes["local"].Error != "" || !contains(nodes["local"].Native, "linux/amd64") {
+		t.Fatalf("exit %d, local node %+v", r.code, nodes["local"])
+	}
+	if !contains(nodes["local"].Emulated, "linux/arm64") {
+		t.Errorf("this machine's binfmt registrations should show arm64: %v", nodes["local"].Emulated)
+	}
+	if nodes["lab-1"] == nil {
+		t.Errorf("--local adds to the farm, it does not replace it")
+	}
+}
