@@ -15,6 +15,7 @@ export CGO_ENABLED = 0
 # Lab tests take their time; the longest (fault injection) ones need minutes.
 LABTIMEOUT ?= 40m
 FUZZTIME  ?= 20s
+STATICCHECK := v0.8.2
 
 .PHONY: all build test unit-test lab-test test-faults fuzz lint demo lab-up lab-down bench install uninstall clean
 
@@ -34,7 +35,8 @@ unit-test:
 
 lint:
 	@test -z "$$(gofmt -l cmd lib test)" || { echo "gofmt would change:"; gofmt -l cmd lib test; exit 1; }
-	$(GO) vet -tags "$(TAGS)" ./...
+	$(GO) vet -tags "$(TAGS) lab" ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) -tags "$(TAGS) lab" ./...
 
 fuzz:
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./lib/record

@@ -113,7 +113,7 @@ func TestCgroupParentAndKillScript(t *testing.T) {
 	if strings.Contains(tidy, "kill -9") || !strings.Contains(tidy, "rmdir") {
 		t.Errorf("tidy script must not kill:\n%s", tidy)
 	}
-	if newJobID() == newJobID() || !strings.HasPrefix(newJobID(), "farm-") {
+	if a, b := newJobID(), newJobID(); a == b || !strings.HasPrefix(a, "farm-") {
 		t.Error("job ids must be unique and start with farm-")
 	}
 }
