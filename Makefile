@@ -6,6 +6,9 @@ GO        ?= go
 PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
 MANDIR    ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 TAGS      := remote exclude_graphdriver_btrfs btrfs_noversion exclude_graphdriver_devicemapper containers_image_openpgp
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -17,7 +20,7 @@ LABTIMEOUT ?= 40m
 FUZZTIME  ?= 20s
 STATICCHECK := v0.8.2
 
-.PHONY: all build test unit-test lab-test test-faults fuzz lint demo lab-up lab-down bench install uninstall clean
+.PHONY: all build test unit-test lab-test test-faults fuzz lint demo lab-up lab-down bench man completion install uninstall clean
 
 all: build
 
@@ -58,12 +61,37 @@ demo: build lab-up
 bench: build lab-up
 	bench/run
 
-install: build
-	install -d $(DESTDIR)$(BINDIR)
+# Man pages and shell completions are generated from the binaries' own flag
+# definitions (hidden --generate-man / --generate-completion SHELL), so they
+# cannot drift from --help.
+man: build
+	@mkdir -p bin/man
+	@for s in $(STAGES); do bin/$$s --generate-man > bin/man/$$s.1 || exit 1; done
+
+completion: build
+	@mkdir -p bin/completion
+	@for s in $(STAGES); do \
+		bin/$$s --generate-completion bash > bin/completion/$$s.bash && \
+		bin/$$s --generate-completion zsh > bin/completion/_$$s && \
+		bin/$$s --generate-completion fish > bin/completion/$$s.fish || exit 1; \
+	done
+
+# `make install DESTDIR=/tmp/stage PREFIX=/usr`; uninstall removes exactly these files.
+install: build man completion
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 $(addprefix bin/,$(STAGES)) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(addprefix bin/man/,$(addsuffix .1,$(STAGES))) $(DESTDIR)$(MANDIR)/man1/
+	@for s in $(STAGES); do echo install -m 0644 bin/completion/$$s.bash $(DESTDIR)$(BASHCOMPDIR)/$$s; \
+		install -m 0644 bin/completion/$$s.bash $(DESTDIR)$(BASHCOMPDIR)/$$s || exit 1; done
+	install -m 0644 $(addprefix bin/completion/_,$(STAGES)) $(DESTDIR)$(ZSHCOMPDIR)/
+	install -m 0644 $(addprefix bin/completion/,$(addsuffix .fish,$(STAGES))) $(DESTDIR)$(FISHCOMPDIR)/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(STAGES))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(addsuffix .1,$(STAGES)))
+	rm -f $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(STAGES))
+	rm -f $(addprefix $(DESTDIR)$(ZSHCOMPDIR)/_,$(STAGES))
+	rm -f $(addprefix $(DESTDIR)$(FISHCOMPDIR)/,$(addsuffix .fish,$(STAGES)))
 
 clean:
 	rm -rf bin

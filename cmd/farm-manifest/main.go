@@ -39,9 +39,18 @@ named on stderr. Writes one manifest record on stdout.
 Exit status: 0 when the list was made (and pushed), 1 when not, 2 for a usage
 error, 130/143 when interrupted.
 
+Environment:
+   CONTAINER_HOST      this machine's podman service, where the list is made, as podman
+                       (default: podman's socket, else a private podman service for the run;
+                       not used for images from farm-build --push)
+   REGISTRY_AUTH_FILE  --authfile, as podman
+   FARM_LOG_LEVEL      --log-level
+   FARM_LOG_FORMAT     --log-format
+
 Examples:
    farm-nodes --farm lab | farm-plan | farm-build -t localhost:5000/demo:latest . | farm-manifest
    farm-build -t quay.io/me/app:1.0 . < plan.jsonl | farm-manifest --push docker://quay.io/me/app:1.0
+   farm-nodes | farm-plan > plan.jsonl; farm-build -t IMG . < plan.jsonl | farm-manifest   # a saved plan, replayed
    farm-manifest --allow-partial my-list < images.jsonl
    podman manifest push --all --tls-verify=false localhost:5000/demo:latest docker://localhost:5000/demo:latest`
 
@@ -53,10 +62,10 @@ func main() {
 		Description: description,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "allow-partial", Usage: "make a list of the platforms that succeeded even when others failed"},
-			&cli.StringFlag{Name: "push", Usage: "then push the list and every image to `DEST` (e.g. docker://registry.example.com/app:1.0), as podman manifest push --all does"},
+			&cli.StringFlag{Name: "push", Usage: "then push the list and every image to `DEST` (e.g. docker://registry.example.com/app:1.0), as podman manifest push --all does (default: no push)"},
 			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "registry access (--push, or images from farm-build --push): require HTTPS and verify certificates"},
-			&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "registry access: path of the credentials file"},
-			&cli.StringFlag{Name: "format", Value: "oci", Usage: "manifest list type in the registry: oci (image index) or v2s2 (Docker manifest list)"},
+			&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "registry access: `PATH` of the credentials file (default: podman's auth.json, as podman login writes it)"},
+			&cli.StringFlag{Name: "format", Value: "oci", Usage: "manifest list `TYPE` in the registry: oci (image index) or v2s2 (Docker manifest list)"},
 		},
 		Action: run,
 	})
@@ -170,7 +179,7 @@ func read(in io.Reader) ([]*record.Image, []*record.Error, error) {
 		}
 	}
 	if len(imgs) == 0 && len(failures) > 0 {
-		return nil, failures, fmt.Errorf("%s: no image records on stdin, only errors: %s", name, describeFailures(failures))
+		return nil, failures, fmt.Errorf("%s: no image records on stdin, only errors: %s; fix them and run the pipeline again", name, describeFailures(failures))
 	}
 	if err := manifest.Check(imgs); err != nil {
 		return nil, failures, fmt.Errorf("%s: %w", name, err)

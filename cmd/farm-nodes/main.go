@@ -30,12 +30,28 @@ known_hosts: an unknown or changed key is refused, never accepted silently.
 Exit status: 0 when at least one node answered, 1 when none did, 2 for a
 usage error.
 
+Environment:
+   CONTAINERS_CONF          read system connections and [farms] from this containers.conf only,
+                            as podman does (default: podman's containers.conf files)
+   PODMAN_CONNECTIONS_CONF  podman 5's connections file
+                            (default: ~/.config/containers/podman-connections.json)
+   CONTAINER_SSHKEY         SSH private key for connections that name no identity, as podman
+   SSH_AUTH_SOCK            the ssh-agent to ask for keys; a key with a passphrase needs one,
+                            since farm never prompts (stdin carries records)
+   FARM_KNOWN_HOSTS         known_hosts files, colon-separated
+                            (default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)
+   CONTAINER_HOST           with --local: this machine's podman service, as podman
+   FARM_LOG_LEVEL           --log-level
+   FARM_LOG_FORMAT          --log-format
+
 Examples:
    farm-nodes                                 # every system connection, as a table on a terminal
    farm-nodes --farm lab --format json        # the farm "lab", as records
    farm-nodes --node lab-1,lab-2 --timeout 5s
    farm-nodes --node arm-box --emulate arm-box=linux/riscv64
-   farm-nodes --farm lab | farm-plan | farm-build -t registry.example.com/app:1.0 . | farm-manifest`
+   farm-nodes --farm lab | farm-plan | farm-build -t registry.example.com/app:1.0 . | farm-manifest
+   farm-nodes --farm lab | farm-plan > plan.jsonl             # save a plan...
+   farm-build -t registry.example.com/app:1.0 . < plan.jsonl | farm-manifest   # ...and replay it`
 
 func main() {
 	stage.Main(&cli.App{
@@ -44,12 +60,12 @@ func main() {
 		UsageText:   "farm-nodes [--node NAME,... | --farm NAME] [--local] [--timeout 10s] [--format json|table]",
 		Description: description,
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "node", Usage: "use these system connections as an ad-hoc farm (comma-separated or repeated)"},
-			&cli.StringFlag{Name: "farm", Usage: "use the named farm from containers.conf [farms]"},
+			&cli.StringSliceFlag{Name: "node", Usage: "use the system connections `NAME`[,NAME...] as an ad-hoc farm; repeatable (default: every system connection, unless --farm)"},
+			&cli.StringFlag{Name: "farm", Usage: "use the farm `NAME` from containers.conf [farms] (default: none; every system connection unless --node)"},
 			&cli.BoolFlag{Name: "local", Usage: `also use this machine's podman service, as node "local"`},
-			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up on a node that has not answered within this time"},
-			&cli.StringFlag{Name: "format", Usage: "output format: json (records) or table; default: table on a terminal, json otherwise"},
-			&cli.StringSliceFlag{Name: "emulate", Usage: "declare that NODE can build PLATFORM[,PLATFORM] by emulation where detection cannot see it (NODE=PLATFORMS, repeatable)"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up on a node that has not answered within this `DURATION`"},
+			&cli.StringFlag{Name: "format", Usage: "output `FORMAT`: json (records) or table (default: table on a terminal, json otherwise)"},
+			&cli.StringSliceFlag{Name: "emulate", Usage: "declare that NODE can build PLATFORM[,PLATFORM] by emulation where detection cannot see it: `NODE=PLATFORMS`; repeatable (default: what each node reports)"},
 		},
 		Action: run,
 	})
@@ -121,7 +137,7 @@ func run(c *cli.Context) error {
 		}
 	}
 	if answered == 0 {
-		return fmt.Errorf("none of the %d nodes answered", len(nodes))
+		return fmt.Errorf("none of the %d nodes answered; each node's error is in the warnings above and in its record", len(nodes))
 	}
 	return nil
 }

@@ -47,8 +47,14 @@ Examples:
    farm-nodes | farm-plan --affinity quay.io/me/app --emulation never | farm-build -t quay.io/me/app .
 
 Exit status: 0 planned, 1 bad input or planning failed, 2 usage error.
-docs/farm-plan.md describes the scoring; docs/custom-scheduler.md how to
-write your own plan stage.`
+
+Environment:
+   FARM_LOG_LEVEL    --log-level
+   FARM_LOG_FORMAT   --log-format
+farm-plan never talks to a node, so no connection setting applies to it.
+
+See also: docs/farm-plan.md describes the scoring; docs/custom-scheduler.md
+how to write your own plan stage.`
 
 // newApp builds farm-plan reading records from stdin. stage.Main adds the
 // common flags and sets the output writers; tests set them themselves.

@@ -53,7 +53,7 @@ func Load(opts LoadOptions) (*Inventory, error) {
 	}
 	cfg, err := config.New(nil)
 	if err != nil {
-		return nil, fmt.Errorf("reading containers.conf: %w", err)
+		return nil, fmt.Errorf("reading containers.conf: %w; fix the file it names (podman system connection list reads the same files), or point CONTAINERS_CONF at another", err)
 	}
 	inv := &Inventory{Targets: map[string]Target{}, Farms: map[string][]string{}}
 	for name, d := range cfg.Engine.ServiceDestinations {
@@ -110,11 +110,11 @@ func (inv *Inventory) readConnectionsJSON(path string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+		return fmt.Errorf("reading %s: %w; check its permissions", path, err)
 	}
 	var f connectionsFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+		return fmt.Errorf("reading %s: %w; fix the JSON, or set PODMAN_CONNECTIONS_CONF to another file", path, err)
 	}
 	for name, d := range f.Connection.Connections {
 		inv.Targets[name] = Target{Name: name, URI: d.URI, Identity: d.Identity}
@@ -144,7 +144,7 @@ func (inv *Inventory) Select(nodes []string, farm string) ([]Target, error) {
 				farm, strings.Join(inv.Sources, ", "), listOrNone(sortedKeys(inv.Farms)), farm)
 		}
 		if len(members) == 0 {
-			return nil, fmt.Errorf("farm %q has no nodes", farm)
+			return nil, fmt.Errorf("farm %q has no nodes; add some with `podman farm update --add CONNECTION %s` or in containers.conf [farms], or use --node", farm, farm)
 		}
 		names = members
 	default:

@@ -71,7 +71,7 @@ func Open(ctx context.Context, t Target, opts SSHOptions) (*Session, error) {
 	if userName == "" {
 		cur, err := user.Current()
 		if err != nil {
-			return nil, fmt.Errorf("no user in %q and the current user is unknown: %w", record.RedactURI(t.URI), err)
+			return nil, fmt.Errorf("no user in %q and the current user is unknown: %w; put the user in the URI: ssh://USER@host/path/to/podman.sock", record.RedactURI(t.URI), err)
 		}
 		userName = cur.Username
 	}
@@ -93,7 +93,7 @@ func Open(ctx context.Context, t Target, opts SSHOptions) (*Session, error) {
 	if err != nil {
 		s.client.Close()
 		return nil, fmt.Errorf("podman socket %s on %s: %w; is the podman service running there? try: ssh %s systemctl --user enable --now podman.socket (or systemctl enable --now podman.socket as root)",
-			s.remoteSocket, hostport, err, sshHint(hostport))
+			s.remoteSocket, hostport, err, sshHintUser(userName, hostport))
 	}
 	probe.Close()
 	if err := s.serveTunnel(); err != nil {
@@ -166,7 +166,7 @@ func (s *Session) Connect(ctx context.Context) (context.Context, error) {
 	s.apiOnce.Do(func() {
 		s.api, s.apiErr = bindings.NewConnection(ctx, s.uri)
 		if s.apiErr != nil {
-			s.apiErr = fmt.Errorf("podman service of %s: %w", s.Target.Name, s.apiErr)
+			s.apiErr = fmt.Errorf("podman service of %s: %w; is the podman service running, and is the connection's path its socket? try: podman --connection %s info", s.Target.Name, s.apiErr, s.Target.Name)
 		}
 	})
 	if s.apiErr != nil {

@@ -60,6 +60,21 @@ func (e *HostKeyError) Error() string {
 		"e.g. `ssh %s true` once, or `ssh-keyscan` it into known_hosts", e.Host, files, sshHint(e.Host))
 }
 
+// sshHintUser is sshHint with the user: "-p 2221 root@127.0.0.1".
+func sshHintUser(user, hostport string) string {
+	if h, p, err := net.SplitHostPort(hostport); err == nil && p != "22" {
+		return "-p " + p + " " + user + "@" + h
+	}
+	return user + "@" + hostport
+}
+
+func identityOrKey(identity string) string {
+	if identity == "" {
+		return "KEY"
+	}
+	return identity
+}
+
 func sshHint(host string) string {
 	if h, p, err := net.SplitHostPort(host); err == nil && p != "22" {
 		return "-p " + p + " " + h
@@ -87,7 +102,7 @@ func dialSSH(ctx context.Context, user, hostport, identity string, opts SSHOptio
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", hostport)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", hostport, err)
+		return nil, fmt.Errorf("connecting to %s: %w; is the node up, and sshd listening on that port? try: ssh %s true", hostport, err, sshHintUser(user, hostport))
 	}
 	// The handshake reads from the network with no timeout of its own: a
 	// node that accepts TCP but never speaks (a blackholed port) would hang
@@ -107,9 +122,10 @@ func dialSSH(ctx context.Context, user, hostport, identity string, opts SSHOptio
 			return nil, hk
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, fmt.Errorf("ssh to %s as %s: authentication failed (identity %q): %w", hostport, user, identity, err)
+			return nil, fmt.Errorf("ssh to %s as %s: authentication failed (identity %q): %w; is its public key in %s's ~/.ssh/authorized_keys on the node? try: ssh -i %s %s true",
+				hostport, user, identity, err, user, identityOrKey(identity), sshHintUser(user, hostport))
 		}
-		return nil, fmt.Errorf("ssh handshake with %s: %w", hostport, err)
+		return nil, fmt.Errorf("ssh handshake with %s: %w; is an SSH server listening there? try: ssh %s true", hostport, err, sshHintUser(user, hostport))
 	}
 	return ssh.NewClient(c, chans, reqs), nil
 }
@@ -122,7 +138,7 @@ func authMethods(identity, agentSocket string) ([]ssh.AuthMethod, func(), error)
 	if identity != "" {
 		pem, err := os.ReadFile(identity)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading identity file: %w", err)
+			return nil, nil, fmt.Errorf("reading identity file: %w; fix the connection's identity (podman system connection add --identity KEY ...) or CONTAINER_SSHKEY", err)
 		}
 		signer, err := ssh.ParsePrivateKey(pem)
 		var missing *ssh.PassphraseMissingError
@@ -132,7 +148,7 @@ func authMethods(identity, agentSocket string) ([]ssh.AuthMethod, func(), error)
 				return nil, nil, fmt.Errorf("identity %s is protected by a passphrase and no ssh-agent is running; farm never prompts (stdin carries records): load the key with `ssh-add %s`", identity, identity)
 			}
 		case err != nil:
-			return nil, nil, fmt.Errorf("identity %s: %w", identity, err)
+			return nil, nil, fmt.Errorf("identity %s: %w; is it an SSH private key (not the .pub)? check with ssh-keygen -y -f %s", identity, err, identity)
 		default:
 			methods = append(methods, ssh.PublicKeys(signer))
 		}
@@ -165,7 +181,7 @@ func hostKeyChecker(hostport string, files []string) (ssh.HostKeyCallback, []str
 	}
 	check, err := knownhosts.New(existing...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading known_hosts: %w", err)
+		return nil, nil, fmt.Errorf("reading known_hosts: %w; fix or remove the bad line (ssh-keygen -R HOST removes a host's lines)", err)
 	}
 	callback := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		err := check(hostname, remote, key)

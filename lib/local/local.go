@@ -95,7 +95,7 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting a local podman service: %w", err)
+		return nil, fmt.Errorf("starting a local podman service: %w; is podman working here? try: podman info, or set CONTAINER_HOST to a running service", err)
 	}
 	s := &Service{URI: "unix://" + sock, cmd: cmd, dir: dir, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(s.done) }()
@@ -106,7 +106,7 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 		case <-s.done:
 			out, _ := os.ReadFile(filepath.Join(dir, "service.log"))
 			s.Close()
-			return nil, fmt.Errorf("local podman service exited at start: %s", strings.TrimSpace(string(out)))
+			return nil, fmt.Errorf("local podman service exited at start: %s; try: podman system service --time=0 to see why, or set CONTAINER_HOST to a running service", strings.TrimSpace(string(out)))
 		case <-ctx.Done():
 			s.Close()
 			return nil, context.Cause(ctx)
@@ -117,14 +117,14 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 		}
 	}
 	s.Close()
-	return nil, errors.New("local podman service did not answer within 30s")
+	return nil, errors.New("local podman service did not answer within 30s; try: podman info (is storage locked by another podman?), or set CONTAINER_HOST to a running service")
 }
 
 // Connect returns a pkg/bindings context for the service.
 func (s *Service) Connect(ctx context.Context) (context.Context, error) {
 	c, err := bindings.NewConnection(ctx, s.URI)
 	if err != nil {
-		return nil, fmt.Errorf("local podman service %s: %w", s.URI, err)
+		return nil, fmt.Errorf("local podman service %s: %w; is it still running? try: podman --url %s info", s.URI, err, s.URI)
 	}
 	return c, nil
 }

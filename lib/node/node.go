@@ -53,7 +53,7 @@ func probeOne(ctx context.Context, t conn.Target, opts Options) record.Node {
 	if opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, opts.Timeout,
-			fmt.Errorf("no answer within %s (--timeout)", opts.Timeout))
+			fmt.Errorf("no answer within %s (--timeout); is the node up? try: podman --connection %s info, or give a slow node a longer --timeout", opts.Timeout, t.Name))
 		defer cancel()
 	}
 	// Everything below honours ctx, but a library call that does not would
@@ -88,11 +88,11 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 	}
 	info, err := ReadInfo(bctx)
 	if err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("%w; is the podman service healthy? try: podman --connection %s info", err, t.Name))
 	}
 	native, err := platform.FromParts(info.Host.OS, info.Host.Arch, info.Host.Variant)
 	if err != nil {
-		return fail(fmt.Errorf("node reports an unknown platform: %w", err))
+		return fail(fmt.Errorf("node reports an unknown platform: %w; see podman --connection %s info, and please report it as a farm bug", err, t.Name))
 	}
 	rec.Native = []string{native.String()}
 	rec.CPUs = info.Host.CPUs
@@ -111,12 +111,12 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 			emulated[p] = true
 		}
 	} else if err != conn.ErrNoShell {
-		return fail(fmt.Errorf("reading binfmt_misc registrations: %w", err))
+		return fail(fmt.Errorf("reading binfmt_misc registrations: %w; check that the node's shell can read them (cat /proc/sys/fs/binfmt_misc/status)", err))
 	}
 	for _, p := range opts.Declared[t.Name] {
 		c, err := platform.Canonical(p)
 		if err != nil {
-			return fail(fmt.Errorf("declared platform: %w", err))
+			return fail(fmt.Errorf("declared platform: %w; fix --emulate %s=PLATFORMS", err, t.Name))
 		}
 		emulated[c] = true
 	}

@@ -52,9 +52,9 @@ func (s signalCause) Error() string { return "interrupted by " + s.sig.String() 
 func CommonFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"FARM_LOG_LEVEL"},
-			Usage: "log messages at or above this level on stderr: debug, info, warn, error"},
+			Usage: "log messages at or above this `LEVEL` on stderr: debug, info, warn, error"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"FARM_LOG_FORMAT"},
-			Usage: "stderr log format: text or json"},
+			Usage: "stderr log `FORMAT`: text (for people) or json (one object a line, for machines)"},
 	}
 }
 
@@ -87,9 +87,23 @@ func Main(app *cli.App) {
 	app.Version = version.Version
 	app.Flags = append(app.Flags, CommonFlags()...)
 	app.EnableBashCompletion = true
+	app.HideHelpCommand = true // one command, no subcommands: no "help" command either
+	if app.CustomAppHelpTemplate == "" {
+		app.CustomAppHelpTemplate = helpTemplate
+	}
 	app.ErrWriter = os.Stderr
 	app.Writer = os.Stdout
 	app.ExitErrHandler = func(*cli.Context, error) {} // we choose exit codes below
+	keepStdoutForRecords(app)
+
+	// Hidden: --generate-man, --generate-completion SHELL (make man, make completion).
+	if out, ok, err := Generate(app, os.Args[1:]); ok {
+		if err != nil {
+			os.Exit(Report(app.Name, err, os.Stderr))
+		}
+		fmt.Fprint(os.Stdout, out)
+		os.Exit(ExitOK)
+	}
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 2)
@@ -109,6 +123,60 @@ func Main(app *cli.App) {
 		os.Exit(exitFor(sc.sig))
 	}
 	os.Exit(Report(app.Name, err, os.Stderr))
+}
+
+// keepStdoutForRecords stops urfave/cli from printing "Incorrect Usage" and
+// the whole help on stdout (where the next stage expects records) when a
+// flag is unknown or a required flag is missing: the error goes to stderr
+// with the usual "Try 'NAME --help'" instead. --help itself still prints on
+// stdout.
+func keepStdoutForRecords(app *cli.App) {
+	if app.OnUsageError == nil {
+		app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return UsageError{Err: err} }
+	}
+	if app.Action == nil {
+		return
+	}
+	// Required flags are checked here, after --help and --version, instead.
+	var required []cli.Flag
+	for _, f := range app.Flags {
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			if f.Required {
+				f.Required = false
+				required = append(required, f)
+			}
+		case *cli.StringSliceFlag:
+			if f.Required {
+				f.Required = false
+				required = append(required, f)
+			}
+		case *cli.IntFlag:
+			if f.Required {
+				f.Required = false
+				required = append(required, f)
+			}
+		}
+	}
+	if len(required) == 0 {
+		return
+	}
+	action := app.Action
+	app.Action = func(c *cli.Context) error {
+		for _, f := range required {
+			if !c.IsSet(f.Names()[0]) {
+				names := make([]string, len(f.Names()))
+				for i, n := range f.Names() {
+					names[i] = "--" + n
+					if len(n) == 1 {
+						names[i] = "-" + n
+					}
+				}
+				return Usagef("%s is required", strings.Join(names, "/"))
+			}
+		}
+		return action(c)
+	}
 }
 
 // Report prints err for the named stage and returns the exit code for it.

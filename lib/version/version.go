@@ -6,6 +6,10 @@ package version
 import (
 	"fmt"
 	"runtime/debug"
+
+	// The bindings' own version string: also links the module into every
+	// stage, farm-plan included, which uses no other part of it.
+	"github.com/containers/podman/v4/version/rawversion"
 )
 
 // Set at link time by the Makefile.
@@ -16,16 +20,14 @@ var (
 
 // Bindings is the version of github.com/containers/podman/v4 compiled in.
 func Bindings() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	for _, dep := range info.Deps {
-		if dep.Path == "github.com/containers/podman/v4" {
-			return dep.Version
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if dep.Path == "github.com/containers/podman/v4" {
+				return dep.Version
+			}
 		}
 	}
-	return "unknown"
+	return "v" + rawversion.RawVersion
 }
 
 // String is the one-line `--version` output.
