@@ -44,6 +44,18 @@ back and exits 130.
 Exit status: 0 when every platform was built, 1 when any failed or the input
 was bad, 2 for a usage error, 130/143 when interrupted.
 
+Environment:
+   CONTAINER_HOST      this machine's podman service, where the images come back, as podman
+                       (default: podman's socket, else a private podman service for the run;
+                       not used with --push)
+   CONTAINER_SSHKEY    SSH private key for nodes whose record names no identity, as podman
+   SSH_AUTH_SOCK       the ssh-agent to ask for keys (farm never prompts for a passphrase)
+   FARM_KNOWN_HOSTS    known_hosts files, colon-separated
+                       (default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)
+   REGISTRY_AUTH_FILE  --authfile, as podman
+   FARM_LOG_LEVEL      --log-level
+   FARM_LOG_FORMAT     --log-format
+
 Examples:
    farm-nodes --farm lab | farm-plan | farm-build -t registry.example.com/app:1.0 .
    farm-nodes | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t localhost:5000/demo:latest -f Containerfile.prod --build-arg VERSION=1.2 ./src
@@ -66,23 +78,24 @@ func main() {
 
 func flags() []cli.Flag {
 	fs := []cli.Flag{
-		&cli.StringFlag{Name: "tag", Aliases: []string{"t"}, Required: true, Usage: "name of the image, a full reference such as registry.example.com:5000/app:1.0 (\":latest\" when no tag)"},
-		&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "Containerfile to build (default: Containerfile or Dockerfile in CONTEXT)"},
-		&cli.StringSliceFlag{Name: "build-arg", Usage: "set build-time variable `ARG=VALUE` (repeatable)"},
-		&cli.StringFlag{Name: "target", Usage: "build the named stage of a multi-stage Containerfile"},
-		&cli.StringSliceFlag{Name: "label", Usage: "set image label `KEY=VALUE` (repeatable)"},
+		&cli.StringFlag{Name: "tag", Aliases: []string{"t"}, Required: true, Usage: "`NAME[:TAG]` of the image, a full reference such as registry.example.com:5000/app:1.0 (\":latest\" when no tag; required)"},
+		&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "the Containerfile to build, a `PATH` (default: Containerfile or Dockerfile in CONTEXT)"},
+		&cli.StringSliceFlag{Name: "build-arg", Usage: "set build-time variable `ARG=VALUE` (ARG alone: its value here); repeatable (default: none)"},
+		&cli.StringFlag{Name: "target", Usage: "build the `STAGE` of that name of a multi-stage Containerfile (default: the last stage)"},
+		&cli.StringSliceFlag{Name: "label", Usage: "set image label `KEY=VALUE`; repeatable (default: none)"},
 		&cli.BoolFlag{Name: "no-cache", Usage: "do not use the nodes' layer caches"},
-		&cli.StringFlag{Name: "pull", Value: "missing", Usage: "pull base images on the nodes: missing, always, never or newer (write --pull=always)"},
+		&cli.StringFlag{Name: "pull", Value: "missing", Usage: "`POLICY` for pulling base images on the nodes: missing, always, never or newer (write --pull=always)"},
 		&cli.BoolFlag{Name: "layers", Value: true, Usage: "cache intermediate layers on the nodes (--layers=false to disable)"},
-		&cli.StringFlag{Name: "format", Value: "oci", Usage: "image format: oci or docker"},
+		&cli.StringFlag{Name: "format", Value: "oci", Usage: "image `FORMAT`: oci or docker"},
 		&cli.BoolFlag{Name: "cleanup", Usage: "remove each built image from its node once it is safely in local storage"},
-		&cli.IntFlag{Name: "jobs", Usage: "run at most this many builds at once (0: all at once)"},
-		&cli.DurationFlag{Name: "timeout", Usage: "give up on a job (build plus transfer) after this long, e.g. 30m (0: no limit)"},
+		&cli.IntFlag{Name: "jobs", Usage: "run at most `N` builds at once (0: all at once)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "give up on a job (build plus transfer) after this `DURATION`, e.g. 30m (0: no limit)"},
 		&cli.BoolFlag{Name: "push", Usage: "instead of pulling images back, have each node push its image to the registry named by -t (as TAG-os-arch); farm-manifest then builds the list in the registry"},
 		&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "with --push: require HTTPS and verify certificates"},
-		&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "with --push: path of the registry credentials file, sent to the nodes for the push"},
-		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "how to show the builds on stderr: tty (one live line per job: phase, step N/M, done or failed; the tail of a failed build's log), plain (every build line prefixed [platform@node]), or auto (tty on a terminal)"},
-		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
+		&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "with --push: `PATH` of the registry credentials file, sent to the nodes for the push (default: podman's auth.json, as podman login writes it)"},
+		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "how to show the builds on stderr, `MODE`: tty (one live line per job: phase, step N/M, done or failed; the tail of a failed build's log), plain (every build line prefixed [platform@node]), or auto (tty on a terminal)"},
+		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back, `FORMAT`: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
+		&cli.StringFlag{Name: "transfer", Value: transfer.ModeAuto, Usage: "how images come back, `MODE`: registry (each node pushes through its SSH connection to a registry farm-build runs on 127.0.0.1: only layers this machine lacks cross the link), archive (the whole image every time), or auto (registry where the node's SSH allows port forwarding and docker-registry is installed, else archive, saying why)"},
 	}
 	// podman build flags that make no sense on a farm: the plan decides the
 	// platforms and farm-manifest makes the list. Refuse them by name rather
@@ -125,6 +138,9 @@ func run(c *cli.Context) error {
 	}
 	if _, err := build.ParseTag(c.String("tag")); err != nil {
 		return stage.UsageError{Err: err}
+	}
+	if err := transfer.CheckMode(c.String("transfer")); err != nil {
+		return stage.Usagef("--transfer: %v", err)
 	}
 	if f := c.String("archive-format"); f != transfer.DockerArchive && f != transfer.OCIArchive {
 		return stage.Usagef("--archive-format %q: want docker-archive or oci-archive", f)
@@ -171,7 +187,7 @@ func run(c *cli.Context) error {
 		Spec: spec, Tag: c.String("tag"),
 		Context: func() io.Reader { return bc.NewReader() }, ContextSize: bc.Size(),
 		Jobs: c.Int("jobs"), Timeout: c.Duration("timeout"), Cleanup: c.Bool("cleanup"),
-		ArchiveFormat: c.String("archive-format"), SSH: conn.DefaultSSHOptions(),
+		ArchiveFormat: c.String("archive-format"), Transfer: c.String("transfer"), SSH: conn.DefaultSSHOptions(),
 		Local: localAPI, Log: log, Progress: view, Stage: name,
 	})
 	defer runner.Close()
@@ -230,12 +246,14 @@ func process(parent context.Context, runner *build.Runner, in io.Reader, out *re
 			inputErr = fmt.Errorf("%s: stdin line %d: a %s record; farm-build reads job records (from farm-plan)", name, dec.Line(), rec.Kind())
 		}
 	}
+	badLine := dec.Line() // the line inputErr is about, if any
 	if inputErr == nil && jobs == 0 {
 		inputErr = fmt.Errorf("%s: no job records on stdin; pipe farm-plan into farm-build", name)
+		badLine = 0 // no line is wrong: the job records are missing
 	}
 	if inputErr != nil {
 		mu.Lock()
-		out.Write(&record.Error{Stage: name, Error: inputErr.Error(), Line: dec.Line()})
+		out.Write(&record.Error{Stage: name, Error: inputErr.Error(), Line: badLine})
 		stopped = true
 		mu.Unlock()
 		cancel(inputErr)

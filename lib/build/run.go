@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containers/image/v5/docker/reference"
+	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/node"
@@ -39,6 +40,7 @@ type Config struct {
 	// Cleanup removes the built image from the node once it is local.
 	Cleanup       bool
 	ArchiveFormat string
+	Transfer      string // transfer.ModeAuto (also when empty), ModeArchive or ModeRegistry: --transfer
 	SSH           conn.SSHOptions
 	// Push, when set, makes each node push its image to the registry of
 	// Tag instead of sending it back here (farm-build --push).
@@ -62,6 +64,8 @@ type Runner struct {
 	mu        sync.Mutex
 	platforms map[string]bool
 	added     []string // local image ids this run added, removed on cancel
+
+	hub transfer.Hub // the transfer registry, started by the first job that needs it
 }
 
 // NewRunner prepares a run.
@@ -73,8 +77,8 @@ func NewRunner(cfg Config) *Runner {
 	return r
 }
 
-// Close ends every node connection.
-func (r *Runner) Close() { r.sessions.closeAll() }
+// Close ends every node connection and stops the transfer registry.
+func (r *Runner) Close() { r.sessions.closeAll(); r.hub.Close() }
 
 // Outcome is the record one job produced: an *record.Image or *record.Error.
 type Outcome = record.Record
@@ -133,6 +137,14 @@ func (r *Runner) Run(ctx context.Context, job *record.Job) Outcome {
 
 // errLocal marks failures on this machine's side: another node would not help.
 var errLocal = errors.New("local podman service")
+
+// localURI names the local podman service (a pkg/bindings context) in errors.
+func localURI(local context.Context) string {
+	if c, err := bindings.GetClient(local); err == nil && c.URI != nil {
+		return c.URI.String()
+	}
+	return "(unknown socket)"
+}
 
 // runOn runs the job on node n, showing it as one job in the progress view.
 func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platform, n record.Node) (*record.Image, error) {
@@ -206,7 +218,14 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 		view.Phase("pushing")
 		if err := r.push(ctx, nodeCtx, img, logLine); err != nil {
 			r.removeOnNode(s, id)
-			return nil, fmt.Errorf("pushing %s from %s: %w", plat, n.Name, err)
+			err = fmt.Errorf("pushing %s from %s: %w", plat, n.Name, err)
+			var pe *registry.PushError
+			if errors.As(err, &pe) && ctx.Err() == nil {
+				// The registry failed, not the node: every alternative
+				// would push to the same registry (after retries).
+				return nil, &FailedError{Msg: err.Error()}
+			}
+			return nil, err
 		}
 		if r.cfg.Cleanup {
 			r.removeOnNode(s, id)
@@ -238,9 +257,24 @@ func (r *Runner) pullBack(ctx, nodeCtx context.Context, s *conn.Session, img *re
 		logLine("local storage already has " + short(img.ID) + ": nothing to transfer")
 		img.Transfer = "none"
 	} else {
-		logLine(fmt.Sprintf("pulling back %s as %s", short(img.ID), r.cfg.ArchiveFormat))
-		n, err := transfer.Archive(nodeCtx, local, img.ID, r.cfg.ArchiveFormat)
-		img.BytesIn = n
+		plat, _ := platform.Parse(img.Platform)
+		res, err := r.hub.Pull(ctx, transfer.Job{Mode: r.cfg.Transfer, Session: s, Node: nodeCtx, Local: local,
+			ID: img.ID, Ref: img.Ref, Platform: plat, Log: r.cfg.Log, Note: logLine})
+		// What a registry transfer moved counts even when it failed part
+		// way and the archive follows: those bytes crossed the link too.
+		img.BytesIn, img.BytesOut = res.In, img.BytesOut+res.Out
+		if errors.Is(err, transfer.ErrUseArchive) {
+			logLine(fmt.Sprintf("pulling back %s as %s", short(img.ID), r.cfg.ArchiveFormat))
+			var n int64
+			n, err = transfer.Archive(nodeCtx, local, img.ID, r.cfg.ArchiveFormat)
+			img.BytesIn += n
+		} else if err == nil {
+			img.Transfer = "registry"
+		}
+		var localErr *transfer.LocalError
+		if errors.As(err, &localErr) {
+			return fmt.Errorf("%w %s: %v", errLocal, localURI(r.cfg.Local), err)
+		}
 		if err != nil {
 			return err
 		}

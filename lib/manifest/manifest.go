@@ -38,7 +38,7 @@ func Check(imgs []*record.Image) error {
 			return fmt.Errorf("image %s: %w", img.ID, err)
 		}
 		if other, dup := seen[p]; dup {
-			return fmt.Errorf("two images claim %s (%s and %s); a manifest list holds one image per platform", p, short(other), short(img.ID))
+			return fmt.Errorf("two images claim %s (%s and %s); a manifest list holds one image per platform: were two runs' records mixed, or a platform planned twice? keep one", p, short(other), short(img.ID))
 		}
 		seen[p] = img.ID
 	}
@@ -111,7 +111,7 @@ func verifyPlatform(local context.Context, img *record.Image) (platform.Platform
 	}
 	inspect, err := images.GetImage(local, img.ID, nil)
 	if err != nil {
-		return want, fmt.Errorf("image %s (%s) is not in local storage: %w", short(img.ID), want, err)
+		return want, fmt.Errorf("image %s (%s) is not in local storage: %w; was it removed since farm-build ran (podman image prune, podman rmi)? run farm-build again", short(img.ID), want, err)
 	}
 	// podman's inspect does not report the variant: the record's stands.
 	got, err := platform.FromParts(inspect.Os, inspect.Architecture, want.Variant)
@@ -119,7 +119,7 @@ func verifyPlatform(local context.Context, img *record.Image) (platform.Platform
 		return want, fmt.Errorf("image %s: %w", short(img.ID), err)
 	}
 	if got.OS != want.OS || got.Arch != want.Arch {
-		return want, fmt.Errorf("image %s is %s by its config, but its record says %s", short(img.ID), got, want)
+		return want, fmt.Errorf("image %s is %s by its config, but its record says %s; was the record edited, or the tag moved? run farm-build again", short(img.ID), got, want)
 	}
 	return want, nil
 }
@@ -190,7 +190,7 @@ func Push(ctx, local context.Context, name string, opts PushOptions) (string, er
 		return err
 	}, &retry.Options{MaxRetry: 3, Delay: 2 * time.Second})
 	if err != nil {
-		return "", fmt.Errorf("pushing %s to %s: %w", name, opts.Destination, err)
+		return "", fmt.Errorf("pushing %s to %s: %w; check the destination, your credentials (podman login, --authfile) and, for a plain-HTTP registry, --tls-verify=false", name, opts.Destination, err)
 	}
 	return digest, nil
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containers/common/pkg/retry"
@@ -46,7 +47,31 @@ func (o Options) systemContext() *types.SystemContext {
 
 // retryOptions: registries fail transiently (a restart, a 503); a push is
 // idempotent (content-addressed), so trying again is safe.
-var retryOptions = &retry.Options{MaxRetry: 3, Delay: 2 * time.Second}
+var retryOptions = &retry.Options{MaxRetry: 3, Delay: 2 * time.Second, IsErrorRetryable: retryable}
+
+// PushError is a push that the node's podman service ran and the registry
+// side failed (unreachable, refused, denied): the node is fine, and another
+// node would push to the same registry, so farm-build does not fail over.
+type PushError struct{ Msg string }
+
+func (e *PushError) Error() string { return e.Msg }
+
+// retryable is containers/common's heuristic, plus the transient failures a
+// node reports only as text in its push stream.
+func retryable(err error) bool {
+	var pe *PushError
+	if !errors.As(err, &pe) {
+		return retry.IsErrorRetryable(err)
+	}
+	for _, s := range []string{"connection refused", "connection reset", "broken pipe", "i/o timeout",
+		"TLS handshake timeout", "unexpected EOF", "429 Too Many Requests", "502 Bad Gateway",
+		"503 Service Unavailable", "504 Gateway Timeout"} {
+		if strings.Contains(pe.Msg, s) {
+			return true
+		}
+	}
+	return false
+}
 
 // PushFromNode makes the node (nodeCtx: a pkg/bindings context) push image id
 // to dest (a tagged reference) and returns the pushed manifest's digest. The
@@ -72,7 +97,11 @@ func PushFromNode(ctx, nodeCtx context.Context, id string, dest reference.NamedT
 		}
 		defer resp.Body.Close()
 		if !resp.IsSuccess() {
-			return resp.Process(nil)
+			// The node answered: the push itself failed (podman reports a
+			// registry it cannot reach this way too).
+			if err := resp.Process(nil); err != nil {
+				return &PushError{Msg: err.Error()}
+			}
 		}
 		dec := json.NewDecoder(bufio.NewReader(resp.Body))
 		for {
@@ -87,7 +116,7 @@ func PushFromNode(ctx, nodeCtx context.Context, id string, dest reference.NamedT
 				return fmt.Errorf("reading the push stream: %w", err)
 			}
 			if msg.Error != "" {
-				return errors.New(msg.Error)
+				return &PushError{Msg: msg.Error}
 			}
 			if msg.ManifestDigest != "" {
 				pushed = digest.Digest(msg.ManifestDigest)

@@ -37,15 +37,31 @@ func Archive(nodeCtx, localCtx context.Context, id, format string) (int64, error
 		exportErr <- err
 	}()
 	_, loadErr := images.Load(localCtx, pr)
-	pr.CloseWithError(errors.New("load ended"))
-	if err := <-exportErr; err != nil {
+	pr.CloseWithError(errLoadEnded)
+	err := <-exportErr
+	// A load that fails first (the local service died or restarted) closes
+	// the pipe under the export: the export's error is then only an echo,
+	// and blaming the node would make farm-build fail over for nothing.
+	if loadErr != nil && (err == nil || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, errLoadEnded)) {
+		return n.Load(), &LocalError{Err: fmt.Errorf("loading %s into local storage: %w", short(id), loadErr)}
+	}
+	if err != nil {
 		return n.Load(), fmt.Errorf("exporting %s from the node as %s: %w", short(id), format, err)
 	}
 	if loadErr != nil {
-		return n.Load(), fmt.Errorf("loading %s into local storage: %w", short(id), loadErr)
+		return n.Load(), &LocalError{Err: fmt.Errorf("loading %s into local storage: %w", short(id), loadErr)}
 	}
 	return n.Load(), nil
 }
+
+var errLoadEnded = errors.New("load ended")
+
+// LocalError is a transfer that failed on this machine's side (the local
+// podman service): another node would not help.
+type LocalError struct{ Err error }
+
+func (e *LocalError) Error() string { return e.Err.Error() }
+func (e *LocalError) Unwrap() error { return e.Err }
 
 func errOrEOF(err error) error {
 	if err == nil {
