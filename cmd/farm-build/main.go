@@ -29,7 +29,7 @@ const description = `farm-build reads job records (from farm-plan) on stdin and 
 platform on its node, all in parallel, each build starting as soon as its job
 record arrives. The build context is walked once (honouring .containerignore
 or .dockerignore), compressed in parallel, and the same bytes are sent to every
-node. Each finished image is streamed back over the node's own connection into
+node. Each finished image comes back over the node's own connection into
 local podman storage and tagged TAG-os-arch[-variant], so it survives
 'podman image prune' until farm-manifest puts it in a list.
 
@@ -221,16 +221,45 @@ func process(parent context.Context, runner *build.Runner, in io.Reader, out *re
 		}
 	}
 	dec := record.NewDecoder(name, in)
-	jobs := 0
-	var inputErr error
-	for inputErr == nil {
-		rec, err := dec.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	// Read stdin on its own goroutine: a Ctrl-C must stop the run even
+	// while the stage before us keeps stdin open and silent.
+	type next struct {
+		rec  record.Record
+		err  error
+		line int
+	}
+	records := make(chan next)
+	go func() {
+		for {
+			rec, err := dec.Next()
+			select {
+			case records <- next{rec, err, dec.Line()}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		if err != nil {
-			inputErr = err
-			break
+	}()
+	jobs, line := 0, 0
+	var inputErr error
+read:
+	for inputErr == nil {
+		var rec record.Record
+		select {
+		case <-ctx.Done():
+			break read
+		case n := <-records:
+			line = n.line
+			if errors.Is(n.err, io.EOF) {
+				break read
+			}
+			if n.err != nil {
+				inputErr = n.err
+				break read
+			}
+			rec = n.rec
 		}
 		switch r := rec.(type) {
 		case *record.Job:
@@ -243,11 +272,11 @@ func process(parent context.Context, runner *build.Runner, in io.Reader, out *re
 		case *record.Error:
 			write(r)
 		default:
-			inputErr = fmt.Errorf("%s: stdin line %d: a %s record; farm-build reads job records (from farm-plan)", name, dec.Line(), rec.Kind())
+			inputErr = fmt.Errorf("%s: stdin line %d: a %s record; farm-build reads job records (from farm-plan)", name, line, rec.Kind())
 		}
 	}
-	badLine := dec.Line() // the line inputErr is about, if any
-	if inputErr == nil && jobs == 0 {
+	badLine := line // the line inputErr is about, if any
+	if inputErr == nil && jobs == 0 && ctx.Err() == nil {
 		inputErr = fmt.Errorf("%s: no job records on stdin; pipe farm-plan into farm-build", name)
 		badLine = 0 // no line is wrong: the job records are missing
 	}

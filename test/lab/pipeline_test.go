@@ -389,3 +389,36 @@ func TestNodesLocal(t *testing.T) {
 		t.Errorf("--local adds to the farm, it does not replace it")
 	}
 }
+
+// Ctrl-C must stop farm-build even while the stage before it keeps stdin
+// open and says nothing more (a slow or stuck farm-plan).
+func TestInterruptWithStdinStillOpen(t *testing.T) {
+	plan := pinnedJob(t, "linux/amd64", "lab-1")
+	job, err := os.ReadFile(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := repo(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	stderr := filepath.Join(t.TempDir(), "stderr")
+	errf, _ := os.Create(stderr)
+	defer errf.Close()
+	cmd := exec.Command(filepath.Join(root, "bin", "farm-build"), "-t", "localhost/farm-test/open-stdin:1",
+		"--no-cache", "--build-arg", "SLEEP=323", "test/lab/testdata/slow")
+	cmd.Dir, cmd.Stdin, cmd.Stderr = root, pr, errf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	pw.Write(job) // and never close it
+	waitFor(t, stderr, "sleeping 323s", time.Minute)
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := waitExit(t, cmd, 30*time.Second); code != 130 {
+		t.Fatalf("exit %d, want 130", code)
+	}
+	noProcess(t, "sleep 323", 5*time.Second)
+}
