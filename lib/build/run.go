@@ -14,6 +14,8 @@ import (
 	"github.com/containers/image/v5/docker/reference"
 	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/images"
+	"github.com/containers/storage/pkg/stringid"
+	"github.com/docker/go-units"
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/node"
 	"github.com/farm-build/farm/lib/platform"
@@ -158,8 +160,8 @@ func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platf
 	if img.Transfer == "push" {
 		how = "pushed as " + img.Ref
 	}
-	view.Done(fmt.Sprintf("%s %s (build %.1fs, transfer %.1fs, %s in, %s out)", short(img.ID), how,
-		img.BuildSeconds, img.TransferSeconds, humanBytes(img.BytesIn), humanBytes(img.BytesOut)), nil)
+	view.Done(fmt.Sprintf("%s %s (build %.1fs, transfer %.1fs, %s in, %s out)", stringid.TruncateID(img.ID), how,
+		img.BuildSeconds, img.TransferSeconds, units.BytesSize(float64(img.BytesIn)), units.BytesSize(float64(img.BytesOut))), nil)
 	return img, nil
 }
 
@@ -254,7 +256,7 @@ func (r *Runner) pullBack(ctx, nodeCtx context.Context, s *conn.Session, img *re
 		return fmt.Errorf("%w: %v", errLocal, err)
 	}
 	if have {
-		logLine("local storage already has " + short(img.ID) + ": nothing to transfer")
+		logLine("local storage already has " + stringid.TruncateID(img.ID) + ": nothing to transfer")
 		img.Transfer = "none"
 	} else {
 		plat, _ := platform.Parse(img.Platform)
@@ -264,7 +266,7 @@ func (r *Runner) pullBack(ctx, nodeCtx context.Context, s *conn.Session, img *re
 		// way and the archive follows: those bytes crossed the link too.
 		img.BytesIn, img.BytesOut = res.In, img.BytesOut+res.Out
 		if errors.Is(err, transfer.ErrUseArchive) {
-			logLine(fmt.Sprintf("pulling back %s as %s", short(img.ID), r.cfg.ArchiveFormat))
+			logLine(fmt.Sprintf("pulling back %s as %s", stringid.TruncateID(img.ID), r.cfg.ArchiveFormat))
 			var n int64
 			n, err = transfer.Archive(nodeCtx, local, img.ID, r.cfg.ArchiveFormat)
 			img.BytesIn += n
@@ -292,7 +294,7 @@ func (r *Runner) pullBack(ctx, nodeCtx context.Context, s *conn.Session, img *re
 	}
 	inspect, err := images.GetImage(local, img.ID, nil)
 	if err != nil {
-		return fmt.Errorf("%w: inspecting %s: %v", errLocal, short(img.ID), err)
+		return fmt.Errorf("%w: inspecting %s: %v", errLocal, stringid.TruncateID(img.ID), err)
 	}
 	img.Digest = inspect.Digest.String()
 	img.Size = inspect.Size
@@ -309,7 +311,7 @@ func (r *Runner) push(ctx, nodeCtx context.Context, img *record.Image, logLine f
 		return err
 	}
 	tagged, _ := named.(reference.NamedTagged)
-	logLine("pushing " + short(img.ID) + " to " + img.Ref)
+	logLine("pushing " + stringid.TruncateID(img.ID) + " to " + img.Ref)
 	start := time.Now()
 	d, err := registry.PushFromNode(ctx, nodeCtx, img.ID, tagged, *r.cfg.Push)
 	if err != nil {
@@ -356,7 +358,7 @@ func (r *Runner) removeOnNode(s *conn.Session, id string) {
 	defer cancel()
 	force := true
 	if _, errs := images.Remove(s.Bind(ctx), []string{id}, &images.RemoveOptions{Force: &force}); len(errs) > 0 {
-		r.cfg.Log.Warn("removing image on node", "node", s.Target.Name, "image", short(id), "error", errors.Join(errs...))
+		r.cfg.Log.Warn("removing image on node", "node", s.Target.Name, "image", stringid.TruncateID(id), "error", errors.Join(errs...))
 	}
 }
 
@@ -484,22 +486,3 @@ func contains(list []string, s string) bool {
 }
 
 func round(s float64) float64 { return float64(int64(s*100+0.5)) / 100 }
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/containers/image/v5/docker/reference"
 	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/containers/podman/v4/pkg/bindings/manifests"
+	"github.com/containers/storage/pkg/stringid"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/record"
 	"github.com/farm-build/farm/lib/registry"
@@ -38,7 +38,7 @@ func Check(imgs []*record.Image) error {
 			return fmt.Errorf("image %s: %w", img.ID, err)
 		}
 		if other, dup := seen[p]; dup {
-			return fmt.Errorf("two images claim %s (%s and %s); a manifest list holds one image per platform: were two runs' records mixed, or a platform planned twice? keep one", p, short(other), short(img.ID))
+			return fmt.Errorf("two images claim %s (%s and %s); a manifest list holds one image per platform: were two runs' records mixed, or a platform planned twice? keep one", p, stringid.TruncateID(other), stringid.TruncateID(img.ID))
 		}
 		seen[p] = img.ID
 	}
@@ -96,7 +96,7 @@ func Create(ctx, local context.Context, name string, imgs []*record.Image, opts 
 			cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(local), 30*time.Second)
 			defer cancel()
 			manifests.Delete(cleanupCtx, name)
-			return nil, fmt.Errorf("adding %s (%s) to %s: %w", p, short(img.ID), name, err)
+			return nil, fmt.Errorf("adding %s (%s) to %s: %w", p, stringid.TruncateID(img.ID), name, err)
 		}
 	}
 	return describe(local, name, id)
@@ -111,15 +111,15 @@ func verifyPlatform(local context.Context, img *record.Image) (platform.Platform
 	}
 	inspect, err := images.GetImage(local, img.ID, nil)
 	if err != nil {
-		return want, fmt.Errorf("image %s (%s) is not in local storage: %w; was it removed since farm-build ran (podman image prune, podman rmi)? run farm-build again", short(img.ID), want, err)
+		return want, fmt.Errorf("image %s (%s) is not in local storage: %w; was it removed since farm-build ran (podman image prune, podman rmi)? run farm-build again", stringid.TruncateID(img.ID), want, err)
 	}
 	// podman's inspect does not report the variant: the record's stands.
 	got, err := platform.FromParts(inspect.Os, inspect.Architecture, want.Variant)
 	if err != nil {
-		return want, fmt.Errorf("image %s: %w", short(img.ID), err)
+		return want, fmt.Errorf("image %s: %w", stringid.TruncateID(img.ID), err)
 	}
 	if got.OS != want.OS || got.Arch != want.Arch {
-		return want, fmt.Errorf("image %s is %s by its config, but its record says %s; was the record edited, or the tag moved? run farm-build again", short(img.ID), got, want)
+		return want, fmt.Errorf("image %s is %s by its config, but its record says %s; was the record edited, or the tag moved? run farm-build again", stringid.TruncateID(img.ID), got, want)
 	}
 	return want, nil
 }
@@ -225,14 +225,6 @@ func lock(ctx context.Context, dir, name string) (func(), error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func short(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 // Pushed reports whether the images were pushed by the nodes (farm-build

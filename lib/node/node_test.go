@@ -41,7 +41,7 @@ func TestWriteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"NAME", "lab-1", "linux/amd64", "2.0 GiB", "4.3.1", "ok", "no answer within 10s"} {
+	for _, want := range []string{"NAME", "lab-1", "linux/amd64", "2GiB", "4.3.1", "ok", "no answer within 10s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

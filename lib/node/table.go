@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/docker/go-units"
 	"github.com/farm-build/farm/lib/record"
 )
 
@@ -19,7 +20,7 @@ func WriteTable(w io.Writer, nodes []record.Node) error {
 			status = n.Error
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, orDash(n.Native), orDash(n.Emulated),
-			n.CPUs, humanBytes(n.Memory), dash(n.Podman), status)
+			n.CPUs, memory(n.Memory), dash(n.Podman), status)
 	}
 	return tw.Flush()
 }
@@ -35,17 +36,9 @@ func dash(s string) string {
 	return s
 }
 
-func humanBytes(n int64) string {
+func memory(n int64) string {
 	if n <= 0 {
 		return "-"
 	}
-	const unit = 1024
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	f := float64(n)
-	i := 0
-	for f >= unit && i < len(units)-1 {
-		f /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", f, units[i])
+	return units.BytesSize(float64(n))
 }

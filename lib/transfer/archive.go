@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/containers/podman/v4/pkg/bindings/images"
+	"github.com/containers/storage/pkg/stringid"
 )
 
 // Archive formats for the pull-back. docker-archive is the default: it
@@ -43,13 +44,13 @@ func Archive(nodeCtx, localCtx context.Context, id, format string) (int64, error
 	// the pipe under the export: the export's error is then only an echo,
 	// and blaming the node would make farm-build fail over for nothing.
 	if loadErr != nil && (err == nil || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, errLoadEnded)) {
-		return n.Load(), &LocalError{Err: fmt.Errorf("loading %s into local storage: %w", short(id), loadErr)}
+		return n.Load(), &LocalError{Err: fmt.Errorf("loading %s into local storage: %w", stringid.TruncateID(id), loadErr)}
 	}
 	if err != nil {
-		return n.Load(), fmt.Errorf("exporting %s from the node as %s: %w", short(id), format, err)
+		return n.Load(), fmt.Errorf("exporting %s from the node as %s: %w", stringid.TruncateID(id), format, err)
 	}
 	if loadErr != nil {
-		return n.Load(), &LocalError{Err: fmt.Errorf("loading %s into local storage: %w", short(id), loadErr)}
+		return n.Load(), &LocalError{Err: fmt.Errorf("loading %s into local storage: %w", stringid.TruncateID(id), loadErr)}
 	}
 	return n.Load(), nil
 }
@@ -79,11 +80,4 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/containers/storage/pkg/stringid"
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/platform"
 )
@@ -150,7 +151,7 @@ func (h *Hub) viaRegistry(ctx context.Context, job Job) (res Result, err error) 
 	// writes where another one may be writing or reading.
 	repo := RepoFor(job.Platform)
 	dest := fmt.Sprintf("127.0.0.1:%d/%s:%s", fwd.Port(), repo, PushTag)
-	job.Note(fmt.Sprintf("pulling back %s through the transfer registry (%s pushes to %s)", short(job.ID), name, dest))
+	job.Note(fmt.Sprintf("pulling back %s through the transfer registry (%s pushes to %s)", stringid.TruncateID(job.ID), name, dest))
 	pushed, err := push(job.Node, job.ID, dest)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -168,7 +169,7 @@ func (h *Hub) viaRegistry(ctx context.Context, job Job) (res Result, err error) 
 	// The config is the image: its digest is the image ID. A push that
 	// rewrote it (a format conversion) would give another image here.
 	if strings.TrimPrefix(man.Config, "sha256:") != job.ID {
-		return res, fmt.Errorf("the transfer changed the image: %s built %s, the transfer registry holds config %s", name, short(job.ID), man.Config)
+		return res, fmt.Errorf("the transfer changed the image: %s built %s, the transfer registry holds config %s", name, stringid.TruncateID(job.ID), man.Config)
 	}
 	res.Digest, res.Layers = man.Digest, len(man.Layers)
 	for _, l := range man.Layers {
@@ -184,17 +185,17 @@ func (h *Hub) viaRegistry(ctx context.Context, job Job) (res Result, err error) 
 		return res, &LocalError{Err: fmt.Errorf("pulling %s from the transfer registry into local storage: %w", job.Platform, err)}
 	}
 	if len(ids) != 1 || ids[0] != job.ID {
-		return res, &LocalError{Err: fmt.Errorf("pulling %s from the transfer registry gave image %v, not %s built on %s", job.Platform, ids, short(job.ID), name)}
+		return res, &LocalError{Err: fmt.Errorf("pulling %s from the transfer registry gave image %v, not %s built on %s", job.Platform, ids, stringid.TruncateID(job.ID), name)}
 	}
 	// The pull named the image after the transfer registry, whose port
 	// means nothing after this run. Name it job.Ref first, so that the
 	// image never goes nameless (an image prune would take it), then drop
 	// the transfer name.
 	if err := tag(job.Local, job.ID, job.Ref); err != nil {
-		return res, &LocalError{Err: fmt.Errorf("tagging %s as %s: %w", short(job.ID), job.Ref, err)}
+		return res, &LocalError{Err: fmt.Errorf("tagging %s as %s: %w", stringid.TruncateID(job.ID), job.Ref, err)}
 	}
 	if err := dropName(job.Local, job.ID, ref); err != nil {
-		job.Log.Warn("dropping the transfer registry's name from a pulled image", "image", short(job.ID), "name", ref, "error", err)
+		job.Log.Warn("dropping the transfer registry's name from a pulled image", "image", stringid.TruncateID(job.ID), "name", ref, "error", err)
 	}
 	return res, nil
 }
