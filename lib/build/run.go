@@ -180,9 +180,13 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", where, err)
 	}
-	info, err := node.ReadInfo(nodeCtx)
-	if err != nil {
-		return nil, fmt.Errorf("building %s: %w", where, err)
+	manager := n.CgroupManager
+	if manager == "" {
+		info, err := node.ReadInfo(nodeCtx)
+		if err != nil {
+			return nil, fmt.Errorf("building %s: %w", where, err)
+		}
+		manager = info.Host.CgroupManager
 	}
 	jobID := newJobID()
 	tag, err := PlatformTag(r.cfg.Tag, plat)
@@ -195,7 +199,7 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 	view.Phase("uploading context")
 	start := time.Now()
 	id, err := send(nodeCtx, request{
-		spec: &r.cfg.Spec, platform: plat, tag: tag, cgroup: cgroupParent(info.Host.CgroupManager, jobID),
+		spec: &r.cfg.Spec, platform: plat, tag: tag, cgroup: cgroupParent(manager, jobID),
 		context: r.cfg.Context(), logLine: logLine, onUploaded: func() { view.Phase("building") },
 	})
 	buildSeconds := time.Since(start).Seconds()
