@@ -20,7 +20,7 @@ LABTIMEOUT ?= 40m
 FUZZTIME  ?= 20s
 STATICCHECK := v0.8.2
 
-.PHONY: all build test unit-test lab-test test-faults fuzz lint demo lab-up lab-down bench man completion install uninstall clean
+.PHONY: all build test unit-test lab-test fuzz lint demo lab-up lab-down bench man completion install uninstall clean
 
 all: build
 

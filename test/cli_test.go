@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,5 +221,23 @@ func TestDocsCoverEveryOption(t *testing.T) {
 				t.Errorf("docs/%s.md does not document %s", s, flag)
 			}
 		}
+	}
+}
+
+// A run that fails before any job starts (here: no Containerfile) says so in
+// an error record too, so the end of `farm-build | farm-manifest` learns why.
+func TestBuildContextFailureIsAnErrorRecord(t *testing.T) {
+	dir := t.TempDir()
+	job := `{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":"x","uri":"ssh://x/run/podman.sock"}}` + "\n"
+	o := runStage(t, dir, job, []string{"CONTAINER_HOST="}, "farm-build", "-t", "localhost/x:1", dir)
+	if o.code != 1 {
+		t.Fatalf("exit %d, want 1; stderr: %s", o.code, o.stderr)
+	}
+	var rec struct{ Kind, Stage, Error string }
+	if err := json.Unmarshal([]byte(strings.TrimSpace(o.stdout)), &rec); err != nil {
+		t.Fatalf("stdout %q: %v", o.stdout, err)
+	}
+	if rec.Kind != "error" || rec.Stage != "farm-build" || !strings.Contains(rec.Error, "-f PATH") {
+		t.Fatalf("want one error record naming the fix, got %q", o.stdout)
 	}
 }

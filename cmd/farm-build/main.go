@@ -158,8 +158,9 @@ func run(c *cli.Context) error {
 		Dir: dir, Containerfile: c.String("file"),
 		Warn: func(msg string) { log.Warn(msg) },
 	})
+	out := record.NewEncoder(os.Stdout)
 	if err != nil {
-		return fmt.Errorf("preparing the build context %s: %w", dir, err)
+		return failRun(out, fmt.Errorf("preparing the build context %s: %w", dir, err))
 	}
 	defer bc.Close()
 	if bc.ContainerfileInTar != "" {
@@ -174,11 +175,11 @@ func run(c *cli.Context) error {
 	} else {
 		localSvc, err := local.Open(c.Context, log)
 		if err != nil {
-			return err
+			return failRun(out, err)
 		}
 		defer localSvc.Close()
 		if localAPI, err = localSvc.Connect(c.Context); err != nil {
-			return err
+			return failRun(out, err)
 		}
 	}
 
@@ -192,7 +193,15 @@ func run(c *cli.Context) error {
 	})
 	defer runner.Close()
 	defer view.Close()
-	return process(c.Context, runner, os.Stdin, record.NewEncoder(os.Stdout))
+	return process(c.Context, runner, os.Stdin, out)
+}
+
+// failRun reports a failure that stops the whole run before any job starts
+// also as an error record: `farm-build | farm-manifest` hides our exit code,
+// and farm-manifest should say why there are no images.
+func failRun(out *record.Encoder, err error) error {
+	out.Write(&record.Error{Stage: name, Error: err.Error()})
+	return err
 }
 
 // process reads job records and runs each as it arrives. A bad line stops

@@ -124,7 +124,7 @@ func locateContainerfile(root, given string) (string, error) {
 				return "", fmt.Errorf("looking for %s: %w", file, unwrapPath(err))
 			}
 		}
-		return "", fmt.Errorf("no Containerfile or Dockerfile in build context %s", root)
+		return "", fmt.Errorf("no Containerfile or Dockerfile in build context %s; name one with -f PATH", root)
 	}
 	file, err := filepath.Abs(given)
 	if err != nil {

@@ -188,7 +188,7 @@ func Push(ctx, local context.Context, name string, opts PushOptions) (string, er
 		d, err := manifests.Push(local, name, opts.Destination, popts)
 		digest = d
 		return err
-	}, &retry.Options{MaxRetry: 3, Delay: 2 * time.Second})
+	}, &retry.Options{MaxRetry: 3}) // 1 s, 2 s, 4 s apart
 	if err != nil {
 		return "", fmt.Errorf("pushing %s to %s: %w; check the destination, your credentials (podman login, --authfile) and, for a plain-HTTP registry, --tls-verify=false", name, opts.Destination, err)
 	}

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/containers/common/pkg/retry"
 	"github.com/containers/image/v5/docker"
@@ -46,8 +45,9 @@ func (o Options) systemContext() *types.SystemContext {
 }
 
 // retryOptions: registries fail transiently (a restart, a 503); a push is
-// idempotent (content-addressed), so trying again is safe.
-var retryOptions = &retry.Options{MaxRetry: 3, Delay: 2 * time.Second, IsErrorRetryable: retryable}
+// idempotent (content-addressed), so trying again is safe. No Delay: pkg/retry
+// then backs off exponentially, 1 s, 2 s, 4 s.
+var retryOptions = &retry.Options{MaxRetry: 3, IsErrorRetryable: retryable}
 
 // PushError is a push that the node's podman service ran and the registry
 // side failed (unreachable, refused, denied): the node is fine, and another
