@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -14,9 +13,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/farm-build/farm/lib/proxy"
 	"github.com/farm-build/farm/lib/record"
 	"golang.org/x/crypto/ssh"
 )
@@ -24,8 +23,8 @@ import (
 // Session is an open connection to one node's podman service. For ssh://
 // nodes it holds one SSH connection and serves a private local socket that
 // tunnels to the node's podman socket, so pkg/bindings talks to a plain
-// unix:// URI while farm keeps control of host keys, auth, timeouts and the
-// byte count. unix:// and tcp:// nodes are used as they are.
+// unix:// URI while farm keeps control of host keys, auth and timeouts.
+// unix:// and tcp:// nodes are used as they are.
 type Session struct {
 	Target Target
 
@@ -33,10 +32,7 @@ type Session struct {
 	remoteSocket string
 	uri          string // what pkg/bindings dials
 	dir          string // private directory of the local socket
-	listener     net.Listener
-	wg           sync.WaitGroup
-	bytesIn      atomic.Int64 // node -> client
-	bytesOut     atomic.Int64 // client -> node
+	tunnel       *proxy.Proxy
 
 	apiOnce sync.Once
 	api     context.Context
@@ -106,54 +102,17 @@ func Open(ctx context.Context, t Target, opts SSHOptions) (*Session, error) {
 func (s *Session) serveTunnel() error {
 	dir, err := os.MkdirTemp("", "farm-tunnel-")
 	if err != nil {
-		return fmt.Errorf("creating the local tunnel socket: %w", err)
+		return fmt.Errorf("creating the local tunnel socket: %w; is $TMPDIR (%s) writable?", err, os.TempDir())
 	}
 	sock := filepath.Join(dir, "podman.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		os.RemoveAll(dir)
-		return fmt.Errorf("creating the local tunnel socket: %w", err)
+		return fmt.Errorf("creating the local tunnel socket: %w; is $TMPDIR (%s) writable?", err, os.TempDir())
 	}
-	s.dir, s.listener, s.uri = dir, l, "unix://"+sock
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			local, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.forward(local)
-			}()
-		}
-	}()
+	s.dir, s.uri = dir, "unix://"+sock
+	s.tunnel = proxy.Serve(l, func() (net.Conn, error) { return s.client.Dial("unix", s.remoteSocket) })
 	return nil
-}
-
-func (s *Session) forward(local net.Conn) {
-	defer local.Close()
-	remote, err := s.client.Dial("unix", s.remoteSocket)
-	if err != nil {
-		return
-	}
-	defer remote.Close()
-	done := make(chan struct{}, 2)
-	go func() {
-		n, _ := io.Copy(remote, local)
-		s.bytesOut.Add(n)
-		done <- struct{}{}
-	}()
-	go func() {
-		n, _ := io.Copy(local, remote)
-		s.bytesIn.Add(n)
-		done <- struct{}{}
-	}()
-	// Either side closing ends the exchange; closing both (deferred) frees
-	// the other copy.
-	<-done
 }
 
 // URI is the address pkg/bindings should dial for this node.
@@ -201,10 +160,6 @@ func (b boundContext) Value(key any) any {
 	return b.Context.Value(key)
 }
 
-// Bytes reports the bytes that crossed the node's connection so far: in is
-// node to client, out is client to node. Zero for unix:// and tcp:// nodes.
-func (s *Session) Bytes() (in, out int64) { return s.bytesIn.Load(), s.bytesOut.Load() }
-
 // Remote reports whether commands run over SSH (false: on this host).
 func (s *Session) Remote() bool { return s.client != nil }
 
@@ -248,14 +203,13 @@ func (s *Session) Run(ctx context.Context, script string) ([]byte, error) {
 
 // Close ends the tunnel and the SSH connection.
 func (s *Session) Close() error {
-	if s.listener != nil {
-		s.listener.Close()
-	}
 	var err error
 	if s.client != nil {
 		err = s.client.Close()
 	}
-	s.wg.Wait()
+	if s.tunnel != nil {
+		s.tunnel.Close()
+	}
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}

@@ -3,132 +3,38 @@ package transfer
 import (
 	"fmt"
 	"hash/fnv"
-	"io"
 	"net"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/farm-build/farm/lib/proxy"
 )
 
 // Forward connects every connection accepted on a listener (the node's end
 // of an SSH remote forward, or a loopback listener for a unix:// node) to
-// the transfer registry, and counts the bytes both ways.
+// the transfer registry, and counts the bytes both ways: Bytes' in is node
+// to registry (this machine), out is registry to node.
 type Forward struct {
-	ln     net.Listener
-	target string
-	in     atomic.Int64 // from the listener's side (the node) to the registry
-	out    atomic.Int64 // from the registry to the node
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	*proxy.Proxy
 }
 
 // ServeForward starts forwarding ln to target (host:port on this machine).
 func ServeForward(ln net.Listener, target string) *Forward {
-	f := &Forward{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed
-			}
-			if !f.track(c) {
-				c.Close()
-				return
-			}
-			f.wg.Add(1)
-			go func() {
-				defer f.wg.Done()
-				defer f.untrack(c)
-				f.serve(c)
-			}()
-		}
-	}()
-	return f
+	return &Forward{proxy.Serve(ln, func() (net.Conn, error) {
+		// A failed dial closes the node's connection: its push fails
+		// saying so.
+		return net.DialTimeout("tcp", target, 10*time.Second)
+	})}
 }
-
-func (f *Forward) serve(node net.Conn) {
-	defer node.Close()
-	reg, err := net.DialTimeout("tcp", f.target, 10*time.Second)
-	if err != nil {
-		return // the node sees the connection close, and its push fails saying so
-	}
-	if !f.track(reg) {
-		reg.Close()
-		return
-	}
-	defer f.untrack(reg)
-	defer reg.Close()
-	done := make(chan struct{}, 2)
-	go func() { pipe(reg, node, &f.in); done <- struct{}{} }()
-	go func() { pipe(node, reg, &f.out); done <- struct{}{} }()
-	// Both directions run to their end: HTTP clients may half-close.
-	<-done
-	<-done
-}
-
-// pipe copies src to dst, counting as it goes (a transfer cut short still
-// counts what crossed), then passes the end of the stream on.
-func pipe(dst, src net.Conn, n *atomic.Int64) {
-	io.Copy(countingWriter{dst, n}, src)
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		if cw.CloseWrite() == nil {
-			return
-		}
-	}
-	dst.Close()
-}
-
-func (f *Forward) track(c net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return false
-	}
-	f.conns[c] = struct{}{}
-	return true
-}
-
-func (f *Forward) untrack(c net.Conn) {
-	f.mu.Lock()
-	delete(f.conns, c)
-	f.mu.Unlock()
-}
-
-// Addr is the listener's address as the node sees it.
-func (f *Forward) Addr() net.Addr { return f.ln.Addr() }
 
 // Port is the listener's port.
 func (f *Forward) Port() int {
-	if a, ok := f.ln.Addr().(*net.TCPAddr); ok {
+	if a, ok := f.Addr().(*net.TCPAddr); ok {
 		return a.Port
 	}
-	_, p, _ := net.SplitHostPort(f.ln.Addr().String())
+	_, p, _ := net.SplitHostPort(f.Addr().String())
 	n, _ := strconv.Atoi(p)
 	return n
-}
-
-// Bytes reports what crossed so far: in is node to registry (this
-// machine), out is registry to node.
-func (f *Forward) Bytes() (in, out int64) { return f.in.Load(), f.out.Load() }
-
-// Close stops listening (for an SSH forward: cancels it on the node), cuts
-// the connections still open and waits for every copy to end.
-func (f *Forward) Close() error {
-	f.mu.Lock()
-	f.closed = true
-	err := f.ln.Close()
-	for c := range f.conns {
-		c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
-	return err
 }
 
 // ListenFunc opens a listener: (*ssh.Client).Listen on the node's side of
