@@ -95,6 +95,9 @@ func run(c *cli.Context) error {
 	}
 	var targets []conn.Target
 	selected := len(c.StringSlice("node")) > 0 || c.String("farm") != ""
+	if len(c.StringSlice("node")) > 0 && c.String("farm") != "" {
+		return stage.Usagef("--node and --farm exclude each other: --node picks an ad-hoc farm, --farm a named one")
+	}
 	if selected || !c.Bool("local") {
 		inv, err := conn.Load(conn.LoadOptions{})
 		if err != nil {

@@ -3,6 +3,7 @@ package stage
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -253,5 +254,21 @@ func TestFishCompletion(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("fish completions lack %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestParseLevelTakesPodmansNames(t *testing.T) {
+	for in, want := range map[string]slog.Level{
+		"debug": slog.LevelDebug, "trace": slog.LevelDebug, "info": slog.LevelInfo,
+		"warn": slog.LevelWarn, "warning": slog.LevelWarn, "WARNING": slog.LevelWarn,
+		"error": slog.LevelError, "fatal": slog.LevelError, "panic": slog.LevelError,
+	} {
+		if got, err := parseLevel(in); err != nil || got != want {
+			t.Errorf("%s: got %v, %v; want %v", in, got, err, want)
+		}
+	}
+	var ue UsageError
+	if _, err := parseLevel("loud"); !errors.As(err, &ue) {
+		t.Errorf("an unknown level must be a usage error, got %v", err)
 	}
 }

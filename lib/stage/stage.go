@@ -52,17 +52,34 @@ func (s signalCause) Error() string { return "interrupted by " + s.sig.String() 
 func CommonFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"FARM_LOG_LEVEL"},
-			Usage: "log messages at or above this `LEVEL` on stderr: debug, info, warn, error"},
+			Usage: "log messages at or above this `LEVEL` on stderr: debug, info, warn, error (podman's trace, warning, fatal and panic work too)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"FARM_LOG_FORMAT"},
 			Usage: "stderr log `FORMAT`: text (for people) or json (one object a line, for machines)"},
 	}
 }
 
+// podmanLevels maps podman's --log-level names that slog lacks to the
+// nearest slog level, so a podman user's habit works here too.
+var podmanLevels = map[string]slog.Level{
+	"trace": slog.LevelDebug, "warning": slog.LevelWarn, "fatal": slog.LevelError, "panic": slog.LevelError,
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	if l, ok := podmanLevels[strings.ToLower(s)]; ok {
+		return l, nil
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return level, Usagef("--log-level %q: want debug, info, warn or error (or podman's trace, warning, fatal, panic)", s)
+	}
+	return level, nil
+}
+
 // Logger builds the stderr logger from the common flags.
 func Logger(c *cli.Context, stderr io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return nil, Usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	level, err := parseLevel(c.String("log-level"))
+	if err != nil {
+		return nil, err
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.String("log-format") {
