@@ -76,7 +76,7 @@ func (p *Proxy) serve(client net.Conn) {
 // pipe copies src to dst, counting as it goes (a transfer cut short still
 // counts what crossed), then passes the end of the stream on.
 func pipe(dst, src net.Conn, n *atomic.Int64) {
-	io.Copy(counter{dst, n}, src)
+	io.Copy(Counter{W: dst, N: n}, src)
 	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 		if cw.CloseWrite() == nil {
 			return
@@ -85,14 +85,17 @@ func pipe(dst, src net.Conn, n *atomic.Int64) {
 	dst.Close()
 }
 
-type counter struct {
-	w io.Writer
-	n *atomic.Int64
+// Counter passes writes on to W and adds what was written to N, which may
+// be read while the copy runs (a transfer cut short still counts what
+// crossed).
+type Counter struct {
+	W io.Writer
+	N *atomic.Int64
 }
 
-func (c counter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n.Add(int64(n))
+func (c Counter) Write(b []byte) (int, error) {
+	n, err := c.W.Write(b)
+	c.N.Add(int64(n))
 	return n, err
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/containers/storage/pkg/stringid"
+	"github.com/farm-build/farm/lib/proxy"
 )
 
 // Archive formats for the pull-back. docker-archive is the default: it
@@ -33,7 +34,7 @@ func Archive(nodeCtx, localCtx context.Context, id, format string) (int64, error
 	var n atomic.Int64
 	exportErr := make(chan error, 1)
 	go func() {
-		err := images.Export(nodeCtx, []string{id}, countingWriter{pw, &n}, &images.ExportOptions{Format: &format})
+		err := images.Export(nodeCtx, []string{id}, proxy.Counter{W: pw, N: &n}, &images.ExportOptions{Format: &format})
 		pw.CloseWithError(errOrEOF(err))
 		exportErr <- err
 	}()
@@ -69,15 +70,4 @@ func errOrEOF(err error) error {
 		return io.EOF
 	}
 	return err
-}
-
-type countingWriter struct {
-	w io.Writer
-	n *atomic.Int64
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n.Add(int64(n))
-	return n, err
 }
