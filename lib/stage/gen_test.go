@@ -2,6 +2,7 @@ package stage
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -270,5 +271,20 @@ func TestParseLevelTakesPodmansNames(t *testing.T) {
 	var ue UsageError
 	if _, err := parseLevel("loud"); !errors.As(err, &ue) {
 		t.Errorf("an unknown level must be a usage error, got %v", err)
+	}
+}
+
+func TestJSONLinesWritesSlogRecords(t *testing.T) {
+	var buf bytes.Buffer
+	Report("farm-x", Usagef("--bad %q", "value"), jsonLines{&buf})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want the message and the hint, got %q", buf.String())
+	}
+	for _, l := range lines {
+		var rec struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.Level != "ERROR" || !strings.Contains(rec.Msg, "farm-x") {
+			t.Errorf("line %q: %+v %v", l, rec, err)
+		}
 	}
 }

@@ -133,13 +133,38 @@ func Main(app *cli.App) {
 		os.Exit(exitFor(sig))
 	}()
 
+	// The last word on stderr follows --log-format too, so a machine
+	// reading JSON logs gets the failure as JSON.
+	stderr := io.Writer(os.Stderr)
+	before := app.Before
+	app.Before = func(c *cli.Context) error {
+		if c.String("log-format") == "json" {
+			stderr = jsonLines{os.Stderr}
+		}
+		if before != nil {
+			return before(c)
+		}
+		return nil
+	}
 	err := app.RunContext(ctx, os.Args)
 	var sc signalCause
 	if cause := context.Cause(ctx); errors.As(cause, &sc) {
-		fmt.Fprintf(os.Stderr, "%s: %s\n", app.Name, cause)
+		fmt.Fprintf(stderr, "%s: %s\n", app.Name, cause)
 		os.Exit(exitFor(sc.sig))
 	}
-	os.Exit(Report(app.Name, err, os.Stderr))
+	os.Exit(Report(app.Name, err, stderr))
+}
+
+// jsonLines turns each line written into a JSON log record of level ERROR,
+// as slog's JSON handler writes them.
+type jsonLines struct{ w io.Writer }
+
+func (j jsonLines) Write(p []byte) (int, error) {
+	log := slog.New(slog.NewJSONHandler(j.w, nil))
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		log.Error(line)
+	}
+	return len(p), nil
 }
 
 // keepStdoutForRecords stops urfave/cli from printing "Incorrect Usage" and
