@@ -4,12 +4,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/farm-build/farm/lib/build"
 	"github.com/farm-build/farm/lib/buildctx"
@@ -193,7 +191,7 @@ func run(c *cli.Context) error {
 	})
 	defer runner.Close()
 	defer view.Close()
-	return process(c.Context, runner, os.Stdin, out)
+	return runner.Process(c.Context, os.Stdin, out)
 }
 
 // failRun reports a failure that stops the whole run before any job starts
@@ -202,111 +200,6 @@ func run(c *cli.Context) error {
 func failRun(out *record.Encoder, err error) error {
 	out.Write(&record.Error{Stage: name, Error: err.Error()})
 	return err
-}
-
-// process reads job records and runs each as it arrives. A bad line stops
-// the run: builds under way are cancelled and nothing more is written but
-// one error record that says why.
-func process(parent context.Context, runner *build.Runner, in io.Reader, out *record.Encoder) error {
-	ctx, cancel := context.WithCancelCause(parent)
-	defer cancel(nil)
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		failed  int
-		stopped bool
-	)
-	write := func(r record.Record) {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if _, isErr := r.(*record.Error); isErr {
-			failed++
-		}
-		if err := out.Write(r); err != nil {
-			cancel(fmt.Errorf("writing records: %w", err))
-		}
-	}
-	dec := record.NewDecoder(name, in)
-	// Read stdin on its own goroutine: a Ctrl-C must stop the run even
-	// while the stage before us keeps stdin open and silent.
-	type next struct {
-		rec  record.Record
-		err  error
-		line int
-	}
-	records := make(chan next)
-	go func() {
-		for {
-			rec, err := dec.Next()
-			select {
-			case records <- next{rec, err, dec.Line()}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	jobs, line := 0, 0
-	var inputErr error
-read:
-	for inputErr == nil {
-		var rec record.Record
-		select {
-		case <-ctx.Done():
-			break read
-		case n := <-records:
-			line = n.line
-			if errors.Is(n.err, io.EOF) {
-				break read
-			}
-			if n.err != nil {
-				inputErr = n.err
-				break read
-			}
-			rec = n.rec
-		}
-		switch r := rec.(type) {
-		case *record.Job:
-			jobs++
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				write(runner.Run(ctx, r))
-			}()
-		case *record.Error:
-			write(r)
-		default:
-			inputErr = fmt.Errorf("%s: stdin line %d: a %s record; farm-build reads job records (from farm-plan)", name, line, rec.Kind())
-		}
-	}
-	badLine := line // the line inputErr is about, if any
-	if inputErr == nil && jobs == 0 && ctx.Err() == nil {
-		inputErr = fmt.Errorf("%s: no job records on stdin; pipe farm-plan into farm-build", name)
-		badLine = 0 // no line is wrong: the job records are missing
-	}
-	if inputErr != nil {
-		mu.Lock()
-		out.Write(&record.Error{Stage: name, Error: inputErr.Error(), Line: badLine})
-		stopped = true
-		mu.Unlock()
-		cancel(inputErr)
-	}
-	wg.Wait()
-	if parent.Err() != nil || inputErr != nil {
-		runner.Undo()
-	}
-	if inputErr != nil {
-		return inputErr
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d platforms failed (see the error records and the log above)", failed, jobs)
-	}
-	return nil
 }
 
 func buildSpec(c *cli.Context) (build.Spec, error) {
