@@ -2,15 +2,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
 	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/manifest"
-	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/record"
 	"github.com/farm-build/farm/lib/registry"
 	"github.com/farm-build/farm/lib/stage"
@@ -85,7 +82,7 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	imgs, failures, err := read(os.Stdin)
+	imgs, failures, err := manifest.Read(name, os.Stdin)
 	out := record.NewEncoder(os.Stdout)
 	for _, f := range failures {
 		out.Write(f) // errors pass through, so the end of the pipe sees them
@@ -94,7 +91,7 @@ func run(c *cli.Context) error {
 		return err
 	}
 	if len(failures) > 0 {
-		missing := describeFailures(failures)
+		missing := manifest.DescribeFailures(failures)
 		if !c.Bool("allow-partial") {
 			return fmt.Errorf("not making a list: %s failed upstream; fix it and run the pipeline again, or give --allow-partial", missing)
 		}
@@ -102,8 +99,8 @@ func run(c *cli.Context) error {
 	}
 	listName := c.Args().First()
 	if listName == "" {
-		if listName, err = tagOf(imgs); err != nil {
-			return err
+		if listName, err = manifest.TagOf(imgs); err != nil {
+			return stage.UsageError{Err: fmt.Errorf("%w; name the list: farm-manifest NAME", err)}
 		}
 	}
 
@@ -153,64 +150,4 @@ func run(c *cli.Context) error {
 	}
 	log.Info("manifest list ready", "name", rec.Name, "instances", len(rec.Instances))
 	return out.Write(rec)
-}
-
-// read collects the image records and passes error records on; any other
-// kind is bad input.
-func read(in io.Reader) ([]*record.Image, []*record.Error, error) {
-	dec := record.NewDecoder(name, in)
-	var imgs []*record.Image
-	var failures []*record.Error
-	for {
-		rec, err := dec.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		switch r := rec.(type) {
-		case *record.Image:
-			imgs = append(imgs, r)
-		case *record.Error:
-			failures = append(failures, r)
-		default:
-			return nil, nil, fmt.Errorf("%s: stdin line %d: a %s record; farm-manifest reads image records (from farm-build)", name, dec.Line(), rec.Kind())
-		}
-	}
-	if len(imgs) == 0 && len(failures) > 0 {
-		return nil, failures, fmt.Errorf("%s: no image records on stdin, only errors: %s; fix them and run the pipeline again", name, describeFailures(failures))
-	}
-	if err := manifest.Check(imgs); err != nil {
-		return nil, failures, fmt.Errorf("%s: %w", name, err)
-	}
-	return imgs, failures, nil
-}
-
-func describeFailures(failures []*record.Error) string {
-	var parts []string
-	for _, f := range failures {
-		what := f.Platform
-		if what == "" {
-			what = f.Stage
-		}
-		if p, err := platform.Canonical(what); err == nil {
-			what = p
-		}
-		parts = append(parts, fmt.Sprintf("%s (%s)", what, f.Error))
-	}
-	return strings.Join(parts, "; ")
-}
-
-func tagOf(imgs []*record.Image) (string, error) {
-	tag := imgs[0].Tag
-	for _, img := range imgs[1:] {
-		if img.Tag != tag {
-			return "", stage.Usagef("the image records carry different tags (%s, %s); name the list: farm-manifest NAME", tag, img.Tag)
-		}
-	}
-	if tag == "" {
-		return "", stage.Usagef("the image records carry no tag; name the list: farm-manifest NAME")
-	}
-	return tag, nil
 }
