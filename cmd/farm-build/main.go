@@ -93,6 +93,7 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "with --push: `PATH` of the registry credentials file, sent to the nodes for the push (default: podman's auth.json, as podman login writes it)"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "how to show the builds on stderr, `MODE`: tty (one live line per job: phase, step N/M, done or failed; the tail of a failed build's log), plain (every build line prefixed [platform@node]), or auto (tty on a terminal)"},
 		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back, `FORMAT`: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
+		&cli.DurationFlag{Name: "transfer-cache-max-age", Value: transfer.DefaultCacheMaxAge, Usage: "with the registry transfer: before serving, prune pushes older than this `DURATION` from its cache (~/.cache/farm/registry), then garbage-collect their layers; skipped while another run uses the cache"},
 		&cli.StringFlag{Name: "transfer", Value: transfer.ModeAuto, Usage: "how images come back, `MODE`: registry (each node pushes through its SSH connection to a registry farm-build runs on 127.0.0.1: only layers this machine lacks cross the link), archive (the whole image every time), or auto (registry where the node's SSH allows port forwarding and docker-registry is installed, else archive, saying why)"},
 	}
 	// podman build flags that make no sense on a farm: the plan decides the
@@ -187,7 +188,8 @@ func run(c *cli.Context) error {
 		Context: func() io.Reader { return bc.NewReader() }, ContextSize: bc.Size(),
 		Jobs: c.Int("jobs"), Timeout: c.Duration("timeout"), Cleanup: c.Bool("cleanup"),
 		ArchiveFormat: c.String("archive-format"), Transfer: c.String("transfer"), SSH: conn.DefaultSSHOptions(),
-		Local: localAPI, Log: log, Progress: view, Stage: name,
+		TransferCacheMaxAge: c.Duration("transfer-cache-max-age"),
+		Local:               localAPI, Log: log, Progress: view, Stage: name,
 	})
 	defer runner.Close()
 	defer view.Close()

@@ -43,7 +43,10 @@ type Config struct {
 	Cleanup       bool
 	ArchiveFormat string
 	Transfer      string // transfer.ModeAuto (also when empty), ModeArchive or ModeRegistry: --transfer
-	SSH           conn.SSHOptions
+	// TransferCacheMaxAge prunes older pushes from the transfer registry's
+	// cache (0: transfer.DefaultCacheMaxAge).
+	TransferCacheMaxAge time.Duration
+	SSH                 conn.SSHOptions
 	// Push, when set, makes each node push its image to the registry of
 	// Tag instead of sending it back here (farm-build --push).
 	Push *registry.Options
@@ -73,6 +76,7 @@ type Runner struct {
 // NewRunner prepares a run.
 func NewRunner(cfg Config) *Runner {
 	r := &Runner{cfg: cfg, sessions: newSessionPool(cfg.SSH), platforms: map[string]bool{}}
+	r.hub.CacheMaxAge = cfg.TransferCacheMaxAge
 	if cfg.Jobs > 0 {
 		r.sem = make(chan struct{}, cfg.Jobs)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/storage/pkg/stringid"
@@ -45,6 +46,8 @@ func (u *Unavailable) Error() string { return "registry transfer unavailable: " 
 type Hub struct {
 	// Dir overrides DefaultCacheDir.
 	Dir string
+	// CacheMaxAge overrides DefaultCacheMaxAge.
+	CacheMaxAge time.Duration
 
 	mu       sync.Mutex
 	reg      *Registry
@@ -217,7 +220,7 @@ func (h *Hub) registry(ctx context.Context, log *slog.Logger) (*Registry, error)
 		h.startErr = &Unavailable{Reason: err.Error()}
 		return nil, h.startErr
 	}
-	reg, err := StartRegistry(ctx, RegistryOptions{Binary: bin, Dir: h.Dir, Log: log})
+	reg, err := StartRegistry(ctx, RegistryOptions{Binary: bin, Dir: h.Dir, MaxAge: h.CacheMaxAge, Log: log})
 	if err != nil {
 		// A start cut short by a cancelled job may work for the next.
 		if ctx.Err() == nil {

@@ -66,6 +66,7 @@ type Registry struct {
 	done chan struct{}
 	tmp  string // config and log
 	http *http.Client
+	lock *cacheLock // shared while serving: no prune under a running registry
 }
 
 // RegistryOptions configure StartRegistry.
@@ -74,7 +75,10 @@ type RegistryOptions struct {
 	Binary string
 	// Dir is the storage directory; empty: DefaultCacheDir.
 	Dir string
-	Log *slog.Logger
+	// MaxAge prunes pushes older than this from Dir before serving; zero:
+	// DefaultCacheMaxAge.
+	MaxAge time.Duration
+	Log    *slog.Logger
 }
 
 // ErrNoRegistryBinary means docker-registry is not installed here.
@@ -113,6 +117,24 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 		return nil, fmt.Errorf("transfer registry storage: %w", err)
 	}
 	purgeUploads(opts.Dir, 24*time.Hour)
+	if opts.MaxAge == 0 {
+		opts.MaxAge = DefaultCacheMaxAge
+	}
+	lock, exclusive, err := lockCache(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if exclusive {
+		// No other run's registry serves this cache: prune it now. A
+		// failed prune costs space, not the run.
+		if err := pruneCache(opts.Binary, opts.Dir, opts.MaxAge, opts.Log); err != nil {
+			opts.Log.Warn("transfer registry cache not pruned", "error", err)
+		}
+		if err := lock.share(); err != nil {
+			lock.release()
+			return nil, fmt.Errorf("transfer registry cache lock: %w", err)
+		}
+	}
 	// The port is picked by binding :0 and releasing it; another process
 	// may take it before the registry binds it. The registry then exits
 	// with "address already in use", and we try another.
@@ -120,6 +142,7 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 	for try := 0; try < 5; try++ {
 		r, err := startOnce(ctx, opts)
 		if err == nil {
+			r.lock = lock
 			return r, nil
 		}
 		lastErr = err
@@ -127,6 +150,7 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 			break
 		}
 	}
+	lock.release()
 	return nil, fmt.Errorf("starting the transfer registry (%s): %w", opts.Binary, lastErr)
 }
 
@@ -301,6 +325,8 @@ func (r *Registry) Close() error {
 		os.RemoveAll(r.tmp)
 		r.tmp = ""
 	}
+	r.lock.release()
+	r.lock = nil
 	return nil
 }
 
