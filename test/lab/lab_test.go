@@ -40,6 +40,11 @@ func repo(t *testing.T) string {
 	if labVars == nil {
 		t.Fatalf("the lab is not up (no %s/lab.env): run `make lab-up`", labDir())
 	}
+	for _, bin := range []string{"farm-nodes", "farm-plan", "farm-build", "farm-manifest"} {
+		if _, err := os.Stat(filepath.Join(rootDir, "bin", bin)); err != nil {
+			t.Fatalf("%v: run `make build` (make lab-test does)", err)
+		}
+	}
 	return rootDir
 }
 

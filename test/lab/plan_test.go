@@ -8,68 +8,19 @@ package lab
 // file does not depend on lab_test.go's.
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/farm-build/farm/lib/record"
 )
 
-// planRoot finds the repository root by walking up to go.mod, and checks
-// that `make build` has put the binaries in bin/.
-func planRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	for _, bin := range []string{"farm-nodes", "farm-plan"} {
-		if _, err := os.Stat(filepath.Join(dir, "bin", bin)); err != nil {
-			t.Fatalf("%v: run `make build` (make lab-test does)", err)
-		}
-	}
-	return dir
-}
-
-// planPipe runs a bash pipeline (with pipefail, so a failing farm-nodes is
-// not hidden) from the repository root with bin/ first on PATH.
+// planPipe runs a bash pipeline with pipefail, so a failing farm-nodes is
+// not hidden.
 func planPipe(t *testing.T, pipeline string) (stdout, stderr string, code int) {
 	t.Helper()
-	root := planRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", "set -o pipefail; "+pipeline)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(root, "bin")+":"+os.Getenv("PATH"))
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	case err != nil:
-		t.Fatalf("running %q: %v", pipeline, err)
-	}
-	t.Logf("$ %s\n(exit %d)\nstderr:\n%s", pipeline, code, errOut.String())
-	return out.String(), errOut.String(), code
+	r := run(t, nil, "set -o pipefail; "+pipeline)
+	return r.stdout, r.stderr, r.code
 }
 
 // planJobs decodes a stream that must hold job records only: an error

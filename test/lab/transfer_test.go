@@ -4,7 +4,6 @@ package lab
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -44,17 +43,8 @@ func xferContext(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(dir, "Containerfile"), []byte(xferContainerfile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	writeRandom(t, filepath.Join(dir, "small.bin"), 16<<10)
+	relRandomFile(t, filepath.Join(dir, "small.bin"), 16<<10)
 	return dir
-}
-
-func writeRandom(t *testing.T, path string, n int) {
-	t.Helper()
-	b := make([]byte, n)
-	rand.Read(b)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // buildImage runs farm-build on a plan and returns the one image record.
@@ -100,7 +90,7 @@ func TestTransferSecondRunMovesOnlyTheChangedLayer(t *testing.T) {
 	}
 
 	const changed = 16 << 10
-	writeRandom(t, filepath.Join(dir, "small.bin"), changed)
+	relRandomFile(t, filepath.Join(dir, "small.bin"), changed)
 	second, r := buildImage(t, env, plan, tag, dir, "--transfer", "registry", "--build-arg", nonce)
 	if second.ID == first.ID {
 		t.Fatal("the changed file did not change the image")
@@ -136,7 +126,7 @@ func TestTransferSecondRunMovesOnlyTheChangedLayer(t *testing.T) {
 	}
 
 	// For contrast: the archive carries the base again.
-	writeRandom(t, filepath.Join(dir, "small.bin"), changed)
+	relRandomFile(t, filepath.Join(dir, "small.bin"), changed)
 	third, _ := buildImage(t, env, plan, tag, dir, "--transfer", "archive", "--build-arg", nonce)
 	if third.Transfer != "archive" || third.BytesIn < bigLayer {
 		t.Errorf("archive run: transfer %q, bytes_in %d; want archive and the whole image", third.Transfer, third.BytesIn)
@@ -387,30 +377,6 @@ func (rec *recorder) matching(re *regexp.Regexp) []recordedRequest {
 	return out
 }
 
-// startPodmanService runs a podman service of this machine's storage on a
-// private socket for the test.
-func startPodmanService(t *testing.T, sock string) {
-	t.Helper()
-	svc := exec.Command("podman", "system", "service", "--time=0", "unix://"+sock)
-	svc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := svc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Process.Signal(syscall.SIGTERM); svc.Wait() })
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := client.Get("http://d/_ping"); err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("local podman service did not answer")
-}
-
 // The user's credentials never go with a transfer: the push on the node and
 // the pull here get an empty set of credentials (so neither service falls
 // back to auth files of its own), although the environment holds some for
@@ -438,7 +404,7 @@ func TestTransferSendsNoCredentials(t *testing.T) {
 	}
 
 	localSock := filepath.Join(tmp, "local.sock")
-	startPodmanService(t, localSock)
+	relLocalService(t, localSock, t.TempDir())
 	local := recordingProxy(t, filepath.Join(tmp, "local-proxy.sock"), localSock)
 	node := recordingProxy(t, filepath.Join(tmp, "node-proxy.sock"), labVar(t, "FARM_LAB_1_SOCK"))
 	conf := filepath.Join(tmp, "containers.conf")
@@ -506,7 +472,7 @@ func TestTransferConcurrentRunsShareTheCache(t *testing.T) {
 	tmp := t.TempDir()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM localhost/busybox:amd64\nCOPY big.bin /big.bin\n"), 0o644)
-	writeRandom(t, filepath.Join(dir, "big.bin"), bigLayer)
+	relRandomFile(t, filepath.Join(dir, "big.bin"), bigLayer)
 	plan2 := pinnedJob(t, "linux/amd64", "lab-2")
 	plan3 := pinnedJob(t, "linux/amd64", "lab-3")
 	removeLocal(t, "localhost/farm-test/xfer-shared:2-linux-amd64", "localhost/farm-test/xfer-shared:3-linux-amd64")
