@@ -74,6 +74,7 @@ identity = "`+filepath.Join(dir, "no-such-key")+`"
 		{name: "nodes: no connections", stage: "farm-nodes", env: []string{"CONTAINERS_CONF=" + empty}, code: stage.ExitFailed, stderr: "podman system connection add"},
 		{name: "nodes: unknown node", stage: "farm-nodes", args: []string{"--node", "nosuch"}, code: stage.ExitFailed, stderr: `no system connection named "nosuch" (known: dead)`},
 		{name: "nodes: unknown farm", stage: "farm-nodes", args: []string{"--farm", "nosuch"}, code: stage.ExitFailed, stderr: `no farm named "nosuch"`},
+		{name: "nodes: --node and --farm", stage: "farm-nodes", args: []string{"--node", "dead", "--farm", "lab"}, code: stage.ExitUsage, stderr: "--node and --farm exclude each other"},
 		{name: "nodes: unreachable", stage: "farm-nodes", args: []string{"--node", "dead", "--log-format", "json"}, code: stage.ExitFailed,
 			stderr: "none of the 1 nodes answered", kinds: []string{"node"}},
 		{name: "nodes: bad log level", stage: "farm-nodes", args: []string{"--log-level", "loud"}, code: stage.ExitUsage, stderr: "want debug, info, warn or error"},

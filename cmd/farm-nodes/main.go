@@ -2,6 +2,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -95,15 +96,15 @@ func run(c *cli.Context) error {
 	}
 	var targets []conn.Target
 	selected := len(c.StringSlice("node")) > 0 || c.String("farm") != ""
-	if len(c.StringSlice("node")) > 0 && c.String("farm") != "" {
-		return stage.Usagef("--node and --farm exclude each other: --node picks an ad-hoc farm, --farm a named one")
-	}
 	if selected || !c.Bool("local") {
 		inv, err := conn.Load(conn.LoadOptions{})
 		if err != nil {
 			return err
 		}
 		if targets, err = inv.Select(splitList(c.StringSlice("node")), c.String("farm")); err != nil {
+			if errors.Is(err, conn.ErrNodeAndFarm) {
+				return stage.UsageError{Err: err}
+			}
 			return err
 		}
 	}

@@ -126,12 +126,15 @@ func (inv *Inventory) readConnectionsJSON(path string) error {
 	return nil
 }
 
+// ErrNodeAndFarm: a farm is either ad hoc or named, not both.
+var ErrNodeAndFarm = errors.New("--node and --farm exclude each other: --node picks an ad-hoc farm, --farm a named one")
+
 // Select picks the farm: the named nodes (--node), a named farm (--farm), or
 // every connection when neither is given. The result is sorted by name so
 // output never depends on map order.
 func (inv *Inventory) Select(nodes []string, farm string) ([]Target, error) {
 	if len(nodes) > 0 && farm != "" {
-		return nil, errors.New("--node and --farm exclude each other: --node picks an ad-hoc farm, --farm a named one")
+		return nil, ErrNodeAndFarm
 	}
 	var names []string
 	switch {
