@@ -1,0 +1,198 @@
+# shellcheck shell=bash
+# nodes.sh: the rootful nodes lab-1..N (podman service + sshd each).
+# Sourced by scripts/farm-lab; see the top of that file for the layout.
+
+node_dir()  { echo "$LAB/lab-$1"; }
+node_port() { echo $((BASE_PORT + $1 - 1)); }
+node_sock() { echo "$LAB/lab-$1/podman.sock"; }
+node_uri()  { echo "ssh://root@127.0.0.1:$(node_port "$1")$(node_sock "$1")"; }
+# A shaped node's sshd listens on an inner port; linkem, the link emulator,
+# holds the node's port in front of it (see "link shaping" below).
+sshd_port() { if shaped "$1"; then echo $(($(node_port "$1") + 1000)); else node_port "$1"; fi; }
+# podman client talking straight to a node's socket (no ssh)
+node_podman() { local i=$1; shift; podman --url "unix://$(node_sock "$i")" "$@"; }
+
+# Validate NAME (lab-i) against the nodes that exist; prints i.
+node_index() {
+    local name=$1 i
+    [[ $name =~ ^lab-([1-9][0-9]*)$ ]] || die "unknown node '$name' (expected lab-1, lab-2, ...)"
+    i=${BASH_REMATCH[1]}
+    [[ -f $(node_dir "$i")/containers.conf ]] || die "unknown node '$name': no $(node_dir "$i") (run: farm-lab up $i)"
+    echo "$i"
+}
+
+# Number of nodes of the current lab (written by up, removed by down).
+current_count() { if [[ -s $LAB/nodes ]]; then cat "$LAB/nodes"; fi; }
+
+# ---------------------------------------------------------------- podman node
+write_node_conf() {
+    local i=$1 dir
+    dir=$(node_dir "$i")
+    mkdir -p "$dir/root" "$dir/run" "$dir/tmp"
+    # runc: crun fails every RUN step here (cgroups hybrid mode).
+    # default_ulimits: runc refuses `podman run` without explicit rlimits here.
+    # tmp_dir + lock_type=file: by default every podman on the machine shares
+    # /run/libpod and the /libpod_lock shared-memory locks; a node starting fresh
+    # frees ALL locks in that segment. Per-node file locks keep nodes independent.
+    cat >"$dir/containers.conf.new" <<EOF
+# Written by scripts/farm-lab for node lab-$i.
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "$dir/tmp"
+lock_type = "file"
+EOF
+    mv "$dir/containers.conf.new" "$dir/containers.conf"
+}
+
+service_up() { # i: process alive AND socket answers
+    local i=$1
+    pid_alive "$(node_dir "$i")/service.pid" "$(node_sock "$i")" &&
+        curl -sf --max-time 5 --unix-socket "$(node_sock "$i")" http://d/_ping >/dev/null 2>&1
+}
+
+start_service() {
+    local i=$1 dir sock n pid
+    dir=$(node_dir "$i") sock=$(node_sock "$i")
+    if service_up "$i"; then return 0; fi
+    # alive but not answering (wedged): replace it
+    stop_pidfile "$dir/service.pid" "$sock" TERM
+    [[ -f $dir/containers.conf ]] || write_node_conf "$i"
+    mkdir -p "$dir/root" "$dir/run" "$dir/tmp"   # down removes run/ and tmp/
+    rm -f "$sock"
+    log "lab-$i: starting podman service on $sock"
+    # setsid+nohup: the service must outlive this script and the shell that ran it.
+    # --tmpdir too: libpod's database would otherwise override tmp_dir on later starts.
+    CONTAINERS_CONF=$dir/containers.conf setsid nohup \
+        podman --root "$dir/root" --runroot "$dir/run" --tmpdir "$dir/tmp" \
+        system service --time=0 "unix://$sock" >>"$dir/service.log" 2>&1 </dev/null 9>&- &
+    pid=$!
+    echo "$pid" >"$dir/service.pid"
+    for ((n = 0; n < WAIT_SECS * 5; n++)); do
+        if curl -sf --max-time 2 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$dir/service.log" >&2; die "lab-$i: podman service exited (log: $dir/service.log)"; }
+        sleep 0.2
+    done
+    tail -n 20 "$dir/service.log" >&2
+    die "lab-$i: podman service did not answer on $sock within ${WAIT_SECS}s (log: $dir/service.log)"
+}
+
+# ---------------------------------------------------------------- sshd per node
+write_sshd_conf() {
+    local i=$1 dir port
+    dir=$(node_dir "$i") port=$(sshd_port "$i")
+    [[ -f $dir/ssh_host_ed25519_key ]] ||
+        ssh-keygen -q -t ed25519 -N '' -C "lab-$i" -f "$dir/ssh_host_ed25519_key"
+    # StrictModes no: $LAB may live under a world-writable dir (e.g. /tmp in tests),
+    # which would make sshd ignore authorized_keys. MaxSessions: farm may multiplex.
+    cat >"$dir/sshd_config" <<EOF
+# Written by scripts/farm-lab for node lab-$i.
+ListenAddress 127.0.0.1
+Port $port
+HostKey $dir/ssh_host_ed25519_key
+PidFile $dir/sshd.pid
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+AuthorizedKeysFile $AUTH_KEYS
+StrictModes no
+UsePAM no
+AllowTcpForwarding yes
+AllowStreamLocalForwarding yes
+StreamLocalBindUnlink yes
+MaxSessions 64
+MaxStartups 64:30:128
+LogLevel INFO
+Subsystem sftp internal-sftp
+EOF
+}
+
+sshd_up() { pid_alive "$(node_dir "$1")/sshd.pid" "$(node_dir "$1")/sshd_config"; }
+
+
+start_sshd() {
+    local i=$1 dir port n holder
+    dir=$(node_dir "$i") port=$(sshd_port "$i")
+    write_sshd_conf "$i"
+    if sshd_up "$i"; then return 0; fi
+    rm -f "$dir/sshd.pid"
+    holder=$(port_holder "$port")
+    [[ -z $holder ]] || die "lab-$i: port $port is already in use by: $holder"
+    /usr/sbin/sshd -t -f "$dir/sshd_config" || die "lab-$i: bad $dir/sshd_config"
+    log "lab-$i: starting sshd on 127.0.0.1:$port"
+    # sshd daemonizes itself (own session) and writes PidFile
+    /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log" </dev/null 9>&-
+    for ((n = 0; n < 100; n++)); do
+        sshd_up "$i" && [[ -n $(port_holder "$port") ]] && return 0
+        sleep 0.1
+    done
+    tail -n 20 "$dir/sshd.log" >&2 || true
+    die "lab-$i: sshd did not start on port $port (log: $dir/sshd.log)"
+}
+
+# known_hosts line for this node's host key; stale lines for the port are dropped.
+ensure_known_host() { known_host_add "$(node_port "$1")" "$(node_dir "$1")/ssh_host_ed25519_key.pub"; }
+
+ssh_node() {
+    local i=$1; shift
+    ssh -i "$KEY" -p "$(node_port "$i")" -o BatchMode=yes -o IdentitiesOnly=yes \
+        -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$KNOWN_HOSTS" \
+        -o ConnectTimeout=10 root@127.0.0.1 "$@"
+}
+
+stop_node() { # i: service (TERM), sshd listener and its open sessions
+    local i=$1 dir pids
+    dir=$(node_dir "$i")
+    stop_pidfile "$dir/service.pid" "$(node_sock "$i")" TERM
+    stop_pidfile "$dir/sshd.pid" "$dir/sshd_config" TERM
+    stop_linkem "$i"
+    kill_sessions "$i"
+}
+
+kill_sessions() { # i: sessions outlive their listener; a node that is down has none
+    local pids
+    pids=$(ss -Htnp state established "( sport = :$(node_port "$1") or sport = :$(sshd_port "$1") )" 2>/dev/null |
+        grep -o '"sshd",pid=[0-9]*' | cut -d= -f2 | sort -u || true)
+    # shellcheck disable=SC2086 # one pid a word
+    [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
+}
+
+
+# Processes the nodes spawned that outlive their service (a node SIGKILLed by
+# node-stop leaves its containers running): orphaned conmon/runc whose command
+# line names $LAB, plus everything below them (conmon is the subreaper of its
+# container, so the payload is its descendant). A podman client or a shell of
+# someone using the lab is neither, and is never touched.
+kill_lab_orphans() {
+    local p pids=() table
+    for p in $(pgrep -P 1 -f -- "$LAB/lab-" || true); do
+        [[ $(cat "/proc/$p/comm" 2>/dev/null) =~ ^(conmon|runc|catatonit|slirp4netns)$ ]] && pids+=("$p")
+    done
+    ((${#pids[@]})) || return 0
+    # add descendants, breadth first
+    table=$(ps -eo pid=,ppid=)
+    local i=0 c
+    while ((i < ${#pids[@]})); do
+        while read -r c; do pids+=("$c"); done < <(awk -v pp="${pids[i]}" '$2 == pp {print $1}' <<<"$table")
+        i=$((i + 1))
+    done
+    log "killing leftover node processes: ${pids[*]}"
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    sleep 0.5
+}
+
+
+# Starting a piece of a node only makes sense while the lab it belongs to is up.
+need_member() {
+    local n
+    n=$(current_count)
+    [[ -n $n ]] || die "$1: the lab is down (run: farm-lab up)"
+    (($2 <= n)) || die "$1: not part of the current $n-node lab (run: farm-lab up $2)"
+}
