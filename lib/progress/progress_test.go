@@ -3,9 +3,11 @@ package progress
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestParseStep(t *testing.T) {
@@ -115,4 +117,42 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestTTYStepStormDoesNotHang drives STEP lines through the tty view from
+// several goroutines while mpb redraws. Log used to hold the job's lock while
+// calling bar methods that wait for the render goroutine, whose decorators
+// take the same lock: the view hung within seconds.
+func TestTTYStepStormDoesNotHang(t *testing.T) {
+	v := NewTTY(&syncBuffer{})
+	jobs := []Job{v.Job("linux/amd64", "lab-1"), v.Job("linux/arm64", "lab-2")}
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var wg sync.WaitGroup
+		for _, j := range jobs {
+			j.Phase("building")
+			for g := 0; g < 3; g++ {
+				wg.Add(1)
+				go func(j Job) {
+					defer wg.Done()
+					deadline := time.Now().Add(3 * time.Second)
+					for i := 0; time.Now().Before(deadline); i++ {
+						j.Log(fmt.Sprintf("STEP %d/50: RUN step", i%50+1))
+						j.Log("output of the step")
+					}
+				}(j)
+			}
+		}
+		wg.Wait()
+		for _, j := range jobs {
+			j.Done("abc in local storage", nil)
+		}
+		v.Close()
+	}()
+	select {
+	case <-finished:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the tty view hung: Log, the bar and its decorators deadlocked")
+	}
 }

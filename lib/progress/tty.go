@@ -44,11 +44,17 @@ func (t *TTY) Job(platform, node string) Job {
 func (t *TTY) Close() { t.p.Wait() }
 
 type ttyJob struct {
-	t     *TTY
-	bar   *mpb.Bar
+	t   *TTY
+	bar *mpb.Bar
+	// barMu orders the calls on bar, so the bar ends in the latest state.
+	// Never taken by a decorator; taken before mu, never after it.
+	barMu sync.Mutex
 	name  string
 	start time.Time
 
+	// mu guards the fields below; mpb's render goroutine takes it in the
+	// decorators, so it is never held while calling a bar method (those
+	// wait for that goroutine).
 	mu        sync.Mutex
 	phase     string
 	step, of  int
@@ -86,25 +92,43 @@ func (j *ttyJob) Phase(phase string) {
 }
 
 func (j *ttyJob) Log(line string) {
+	n, m, isStep := ParseStep(line)
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	if n, m, ok := ParseStep(line); ok {
+	if isStep {
 		j.step, j.of = n, m
-		j.bar.SetTotal(int64(m), false)
-		j.bar.SetCurrent(int64(n - 1))
 	}
 	j.tail = append(j.tail, line)
 	if len(j.tail) > tailLines {
 		j.tail = j.tail[1:]
 	}
+	j.mu.Unlock()
+	if isStep {
+		j.showStep()
+	}
+}
+
+// showStep moves the bar to the latest step, outside mu.
+func (j *ttyJob) showStep() {
+	j.barMu.Lock()
+	defer j.barMu.Unlock()
+	j.mu.Lock()
+	n, m, ended := j.step, j.of, j.final != ""
+	j.mu.Unlock()
+	if ended {
+		return
+	}
+	j.bar.SetTotal(int64(m), false)
+	j.bar.SetCurrent(int64(n - 1))
 }
 
 func (j *ttyJob) Done(summary string, err error) {
+	j.barMu.Lock()
+	defer j.barMu.Unlock()
 	j.mu.Lock()
 	j.doneAfter = time.Since(j.start)
 	if err != nil {
 		j.final = "FAILED"
-		tail := j.tail
+		tail := append([]string(nil), j.tail...)
 		j.mu.Unlock()
 		for _, l := range tail {
 			fmt.Fprintf(j.t.p, "%s %s\n", j.name, l)
