@@ -55,6 +55,9 @@ func Open(ctx context.Context, t Target, opts SSHOptions) (*Session, error) {
 		s.uri = t.URI
 		return s, nil
 	case "ssh":
+		if u.Host == "" || u.Opaque != "" {
+			return nil, fmt.Errorf("connection %s: the URI %q has no host (want ssh://user@host[:port]/path/to/podman.sock)", t.Name, record.RedactURI(t.URI))
+		}
 	default:
 		return nil, fmt.Errorf("connection URI %q: unsupported scheme %q (want ssh://, unix:// or tcp://)", record.RedactURI(t.URI), u.Scheme)
 	}

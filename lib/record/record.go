@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"reflect"
 	"sort"
 	"strings"
@@ -128,28 +129,102 @@ func (*Error) Kind() string { return KindError }
 func (n *Node) Reachable() bool { return n.Error == "" }
 
 // RedactURI returns the URI with any password removed, as every record and
-// log line must show it. Only the authority (between "://" and the next "/",
-// "?" or "#") can hold a password, and its userinfo ends at the last "@": a
-// password may itself contain "@", and a path may contain ":" and "@".
+// log line must show it. It holds for anything that looks like a URI with a
+// password, valid or not, because a malformed URI is printed in the very
+// error that says it is malformed.
+//
+// A valid URL with a host: only its authority (between "://" and the next
+// "/", "?" or "#") can hold a password, and the userinfo ends at the last
+// "@" there; "@" and ":" in the path are not a password. Anything else that
+// is not a plain path ("user:pass@host", "ssh:user:pass@host",
+// "ssh:/user:pass@host", a "/" in the password) is taken apart by
+// redactMalformed.
 func RedactURI(uri string) string {
-	scheme := strings.Index(uri, "://")
-	if scheme < 0 {
+	u, err := url.Parse(uri)
+	switch {
+	case err == nil && u.Host != "" && !strings.ContainsAny(beforeAt(uri), "?#") &&
+		(strings.HasPrefix(u.Host, "[") || !strings.Contains(u.Hostname(), ":")):
+		start := strings.Index(uri, "//") + 2
+		authority := uri[start:]
+		if end := strings.IndexAny(authority, "/?#"); end >= 0 {
+			authority = authority[:end]
+		}
+		return redactUserinfo(uri, start, start+strings.LastIndex(authority, "@"))
+	case err == nil && u.Scheme == "" && u.Opaque == "" && u.Host == "" && !strings.HasPrefix(uri, "//"):
+		return uri // a path
+	}
+	return redactMalformed(uri)
+}
+
+// beforeAt is the text between "//" and the last "@" before the first "/"
+// after it: a "?" or "#" there makes a URL that parses, with the password's
+// tail as its query or fragment ("ssh://u:1#x@host/sock").
+func beforeAt(uri string) string {
+	rest := uri[strings.Index(uri, "//")+2:]
+	if slash := strings.Index(rest, "/"); slash >= 0 {
+		rest = rest[:slash]
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		return rest[:at]
+	}
+	return ""
+}
+
+// redactMalformed: the userinfo starts after a leading "//" or "scheme://",
+// after a leading
+// "ssh:", "ssh:/", "tcp:"... (slashes missing), or at the start (no scheme);
+// it ends at the last "@" before the first "/", "?" or "#" that follows the
+// first "@": a password may contain "@", ":" and, typed, even "/".
+func redactMalformed(uri string) string {
+	start := 0
+	if i := strings.Index(uri, "//"); i == 0 || i > 0 && isScheme(uri[:i-1]) && uri[i-1] == ':' {
+		start = i + 2
+	} else if scheme, rest, ok := strings.Cut(uri, ":"); ok && knownScheme(scheme) {
+		start = len(uri) - len(strings.TrimLeft(rest, "/"))
+	}
+	first := strings.Index(uri[start:], "@")
+	if first < 0 {
 		return uri
 	}
-	start := scheme + 3
-	authority := uri[start:]
-	if end := strings.IndexAny(authority, "/?#"); end >= 0 {
-		authority = authority[:end]
+	end := len(uri)
+	if slash := strings.IndexAny(uri[start+first:], "/?#"); slash >= 0 {
+		end = start + first + slash
 	}
-	at := strings.LastIndex(authority, "@")
-	if at < 0 {
+	return redactUserinfo(uri, start, start+strings.LastIndex(uri[start:end], "@"))
+}
+
+// redactUserinfo replaces the password of the userinfo uri[start:at] (after
+// its first ":") with xxxxx; at < start means there is no userinfo.
+func redactUserinfo(uri string, start, at int) string {
+	if at < start {
 		return uri
 	}
-	user, _, hasPassword := strings.Cut(authority[:at], ":")
-	if !hasPassword {
+	colon := strings.Index(uri[start:at], ":")
+	if colon < 0 {
 		return uri
 	}
-	return uri[:start] + user + ":xxxxx" + uri[start+at:]
+	return uri[:start+colon] + ":xxxxx" + uri[at:]
+}
+
+// isScheme reports whether s is a URL scheme (RFC 3986 section 3.1).
+func isScheme(s string) bool {
+	for i, c := range s {
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !letter && (i == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// knownScheme is a scheme a connection URI may have (podman's, and the
+// ones users type by mistake).
+func knownScheme(s string) bool {
+	switch strings.ToLower(s) {
+	case "ssh", "unix", "tcp", "http", "https":
+		return true
+	}
+	return false
 }
 
 // MarshalJSON writes "v" and "kind" first, then the known fields in

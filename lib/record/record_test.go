@@ -596,6 +596,24 @@ func TestReachable(t *testing.T) {
 	}
 }
 
+// Every combination of a scheme (or its broken forms), a password with the
+// characters that break URLs, a host and a path: the password never shows.
+func TestRedactURINeverShowsThePassword(t *testing.T) {
+	for _, scheme := range []string{"", "ssh://", "ssh:", "ssh:/", "SSH://", "tcp://", "unix://", "ftp://", "//"} {
+		for _, pw := range []string{"hunter2", "p@ss", "a:b", "x/y", "1#y", "1?y", "9", "@", "::", "a@b/c:d", "x//y", "x://y"} {
+			for _, host := range []string{"h", "127.0.0.1:2223", "[fd00::7]:22", "host:notaport"} {
+				for _, path := range []string{"", "/sock", "/a@b:c/sock", "?x=a:b@c", "#f"} {
+					uri := scheme + "root:" + pw + "@" + host + path
+					got := RedactURI(uri)
+					if !strings.Contains(got, "root:xxxxx@") || strings.Contains(got, "root:"+pw+"@") {
+						t.Errorf("RedactURI(%q) = %q", uri, got)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestRedactURI(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"ssh://user:pass@host:22/sock", "ssh://user:xxxxx@host:22/sock"},
@@ -613,8 +631,21 @@ func TestRedactURI(t *testing.T) {
 		// "@" and ":" after the host are path, not a password.
 		{"ssh://host:22/home/a:b@c/sock", "ssh://host:22/home/a:b@c/sock"},
 		{"ssh://user@host/p?x=a:b@c", "ssh://user@host/p?x=a:b@c"},
-		// No scheme: not a URI we can take apart; unchanged.
-		{"user:pass@host", "user:pass@host"},
+		// Malformed, the password goes all the same.
+		{"user:pass@host", "user:xxxxx@host"},
+		{"root:hunter2@127.0.0.1:2223/run/podman.sock", "root:xxxxx@127.0.0.1:2223/run/podman.sock"},
+		{"ssh:root:hunter2@127.0.0.1:2223/run/podman.sock", "ssh:root:xxxxx@127.0.0.1:2223/run/podman.sock"},
+		{"ssh:/root:hunter2@127.0.0.1:2223/run/podman.sock", "ssh:/root:xxxxx@127.0.0.1:2223/run/podman.sock"},
+		{"SSH:root:hunter2@h/s", "SSH:root:xxxxx@h/s"},
+		{"ssh://root:hun/ter2@127.0.0.1:2223/run/podman.sock", "ssh://root:xxxxx@127.0.0.1:2223/run/podman.sock"},
+		{"ssh://root:a@b/c@d:22/sock", "ssh://root:xxxxx@b/c@d:22/sock"},
+		{"ftp://root:pw@h/s", "ftp://root:xxxxx@h/s"},
+		{"root:pw@", "root:xxxxx@"},
+		// No password.
+		{"/run/a:b/c@d", "/run/a:b/c@d"},
+		{"ssh://root@h:22/a:b/c@d", "ssh://root@h:22/a:b/c@d"},
+		{"host:22", "host:22"},
+		{"ssh:host:22", "ssh:host:22"},
 		{"host:22", "host:22"},
 		{"", ""},
 	}

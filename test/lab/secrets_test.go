@@ -432,3 +432,48 @@ func TestUnreadableContextFile(t *testing.T) {
 		})
 	}
 }
+
+// Connection URIs that are not valid URLs but carry a password (no scheme,
+// "ssh:" without slashes, "ssh:/"): the password is shown nowhere, not in
+// node records, the table, farm-plan's log nor farm-build's error records.
+func TestNoPasswordFromMalformedURIs(t *testing.T) {
+	const pw = "hunter2"
+	dir := t.TempDir()
+	key := labVar(t, "FARM_LAB_KEY")
+	port := labVar(t, "FARM_LAB_3_PORT")
+	sock := labVar(t, "FARM_LAB_3_SOCK")
+	uris := map[string]string{
+		"no-scheme":   "root:" + pw + "@127.0.0.1:" + port + sock,
+		"one-colon":   "ssh:root:" + pw + "@127.0.0.1:" + port + sock,
+		"one-slash":   "ssh:/root:" + pw + "@127.0.0.1:" + port + sock,
+		"slash-in-pw": "ssh://root:hun/" + pw + "@127.0.0.1:" + port + sock,
+	}
+	var conf, jobs strings.Builder
+	conf.WriteString(fmt.Sprintf("[engine.service_destinations.lab-1]\nuri = %q\nidentity = %q\n", labVar(t, "FARM_LAB_1_URI"), key))
+	for name, uri := range uris {
+		conf.WriteString(fmt.Sprintf("[engine.service_destinations.%s]\nuri = %q\nidentity = %q\n", name, uri, key))
+		jobs.WriteString(fmt.Sprintf(`{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":%q,"uri":%q,"identity":%q}}`+"\n", name, uri, key))
+	}
+	env := []string{"CONTAINERS_CONF=" + relWriteFile(t, filepath.Join(dir, "containers.conf"), conf.String()), "FARM_LOG_LEVEL=debug"}
+	nodes := filepath.Join(dir, "nodes.jsonl")
+	ctxDir := relContext(t, map[string]string{"Containerfile": "FROM localhost/busybox:amd64\n"})
+	for _, script := range []string{
+		"farm-nodes --timeout 5s > " + nodes + "; cat " + nodes,
+		"farm-nodes --timeout 5s --format table",
+		"farm-plan --platforms linux/amd64 --explain < " + nodes,
+		"farm-build --timeout 20s -t localhost/farm-test/malformed:1 " + ctxDir + " < " + relWriteFile(t, filepath.Join(dir, "jobs.jsonl"), jobs.String()),
+	} {
+		r := run(t, env, script)
+		for _, out := range []string{r.stdout, r.stderr} {
+			if strings.Contains(out, pw) {
+				t.Errorf("%s shows the password:\n%s", script, out)
+			}
+		}
+	}
+	n := nodesOf(decode(t, relRead(nodes)))
+	for name := range uris {
+		if rec := n[name]; rec == nil || rec.Error == "" || !strings.Contains(rec.URI, "root:xxxxx@") {
+			t.Errorf("%s: want an error record naming the user with the password redacted: %+v", name, rec)
+		}
+	}
+}
