@@ -129,3 +129,97 @@ known_host_add() {
     rm -f "$KNOWN_HOSTS.old"
     echo "$line" >>"$KNOWN_HOSTS"
 }
+
+# ---------------------------------------------------------------- sshd (any node)
+# lab_sshd_conf DIR SEEN PORT NAME AUTHKEYS [LINE...]: DIR/sshd_config for a node's
+# sshd, with its host key DIR/ssh_host_ed25519_key (made when missing). SEEN is
+# DIR as the sshd sees it (another path for an sshd inside a node's rootfs);
+# LINEs are added as they are.
+lab_sshd_conf() {
+    local dir=$1 seen=$2 port=$3 name=$4 auth=$5
+    shift 5
+    [[ -f $dir/ssh_host_ed25519_key ]] ||
+        ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$dir/ssh_host_ed25519_key"
+    # StrictModes no: $LAB may live under a world-writable dir (e.g. /tmp in tests),
+    # which would make sshd ignore authorized_keys. MaxSessions: farm may multiplex.
+    {
+        cat <<EOF
+# Written by scripts/farm-lab for node $name.
+ListenAddress 127.0.0.1
+Port $port
+HostKey $seen/ssh_host_ed25519_key
+PidFile $seen/sshd.pid
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+AuthorizedKeysFile $auth
+StrictModes no
+UsePAM no
+AllowTcpForwarding yes
+AllowStreamLocalForwarding yes
+StreamLocalBindUnlink yes
+MaxSessions 64
+MaxStartups 64:30:128
+LogLevel INFO
+Subsystem sftp internal-sftp
+EOF
+        if (($#)); then printf '%s\n' "$@"; fi
+    } >"$dir/sshd_config"
+}
+
+# lab_start_sshd NAME DIR PORT [SSHD...]: start the sshd of DIR/sshd_config on
+# PORT and wait until it listens. SSHD is the command that runs sshd (default
+# /usr/sbin/sshd; a node with its own rootfs enters it first). It gets
+# "-f CONFIG -E LOG" with the paths as that sshd sees them: under
+# $LAB_SSHD_SEEN when set, else under DIR.
+lab_start_sshd() {
+    local name=$1 dir=$2 port=$3 n holder seen
+    shift 3
+    (($#)) || set -- /usr/sbin/sshd
+    seen=${LAB_SSHD_SEEN:-$dir}
+    rm -f "$dir/sshd.pid"
+    holder=$(port_holder "$port")
+    [[ -z $holder ]] || die "$name: port $port is already in use by: $holder"
+    "$@" -t -f "$seen/sshd_config" || die "$name: bad $dir/sshd_config"
+    log "$name: starting sshd on 127.0.0.1:$port"
+    # sshd daemonizes itself (own session) and writes PidFile
+    "$@" -f "$seen/sshd_config" -E "$seen/sshd.log" </dev/null 9>&-
+    for ((n = 0; n < 100; n++)); do
+        pid_alive "$dir/sshd.pid" "$seen/sshd_config" && [[ -n $(port_holder "$port") ]] && return 0
+        sleep 0.1
+    done
+    tail -n 20 "$dir/sshd.log" >&2 || true
+    die "$name: sshd did not start on port $port (log: $dir/sshd.log)"
+}
+
+# lab_ssh USER PORT COMMAND...: run COMMAND on the node at 127.0.0.1:PORT.
+lab_ssh() {
+    local user=$1 port=$2
+    shift 2
+    ssh -i "$KEY" -p "$port" -o BatchMode=yes -o IdentitiesOnly=yes \
+        -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$KNOWN_HOSTS" \
+        -o ConnectTimeout=10 "$user@127.0.0.1" "$@"
+}
+
+# lab_kill_sessions PORT...: sessions outlive their listener; a node that is
+# down has none.
+lab_kill_sessions() {
+    local pids filter="" p
+    for p in "$@"; do filter+="${filter:+ or }sport = :$p"; done
+    pids=$(ss -Htnp state established "( $filter )" 2>/dev/null |
+        grep -o '"sshd",pid=[0-9]*' | cut -d= -f2 | sort -u || true)
+    # shellcheck disable=SC2086 # one pid a word
+    [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
+}
+
+# with_descendants PID...: the pids and all their descendants, one a line.
+with_descendants() {
+    local pids=("$@") table i=0 c
+    table=$(ps -eo pid=,ppid=)
+    while ((i < ${#pids[@]})); do
+        while read -r c; do pids+=("$c"); done < <(awk -v pp="${pids[i]}" '$2 == pp {print $1}' <<<"$table")
+        i=$((i + 1))
+    done
+    printf '%s\n' "${pids[@]}"
+}

@@ -85,67 +85,25 @@ start_service() {
 
 # ---------------------------------------------------------------- sshd per node
 write_sshd_conf() {
-    local i=$1 dir port
-    dir=$(node_dir "$i") port=$(sshd_port "$i")
-    [[ -f $dir/ssh_host_ed25519_key ]] ||
-        ssh-keygen -q -t ed25519 -N '' -C "lab-$i" -f "$dir/ssh_host_ed25519_key"
-    # StrictModes no: $LAB may live under a world-writable dir (e.g. /tmp in tests),
-    # which would make sshd ignore authorized_keys. MaxSessions: farm may multiplex.
-    cat >"$dir/sshd_config" <<EOF
-# Written by scripts/farm-lab for node lab-$i.
-ListenAddress 127.0.0.1
-Port $port
-HostKey $dir/ssh_host_ed25519_key
-PidFile $dir/sshd.pid
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-AuthorizedKeysFile $AUTH_KEYS
-StrictModes no
-UsePAM no
-AllowTcpForwarding yes
-AllowStreamLocalForwarding yes
-StreamLocalBindUnlink yes
-MaxSessions 64
-MaxStartups 64:30:128
-LogLevel INFO
-Subsystem sftp internal-sftp
-EOF
+    local i=$1 dir
+    dir=$(node_dir "$i")
+    lab_sshd_conf "$dir" "$dir" "$(sshd_port "$i")" "lab-$i" "$AUTH_KEYS"
 }
 
 sshd_up() { pid_alive "$(node_dir "$1")/sshd.pid" "$(node_dir "$1")/sshd_config"; }
 
 
 start_sshd() {
-    local i=$1 dir port n holder
-    dir=$(node_dir "$i") port=$(sshd_port "$i")
+    local i=$1
     write_sshd_conf "$i"
     if sshd_up "$i"; then return 0; fi
-    rm -f "$dir/sshd.pid"
-    holder=$(port_holder "$port")
-    [[ -z $holder ]] || die "lab-$i: port $port is already in use by: $holder"
-    /usr/sbin/sshd -t -f "$dir/sshd_config" || die "lab-$i: bad $dir/sshd_config"
-    log "lab-$i: starting sshd on 127.0.0.1:$port"
-    # sshd daemonizes itself (own session) and writes PidFile
-    /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log" </dev/null 9>&-
-    for ((n = 0; n < 100; n++)); do
-        sshd_up "$i" && [[ -n $(port_holder "$port") ]] && return 0
-        sleep 0.1
-    done
-    tail -n 20 "$dir/sshd.log" >&2 || true
-    die "lab-$i: sshd did not start on port $port (log: $dir/sshd.log)"
+    lab_start_sshd "lab-$i" "$(node_dir "$i")" "$(sshd_port "$i")"
 }
 
 # known_hosts line for this node's host key; stale lines for the port are dropped.
 ensure_known_host() { known_host_add "$(node_port "$1")" "$(node_dir "$1")/ssh_host_ed25519_key.pub"; }
 
-ssh_node() {
-    local i=$1; shift
-    ssh -i "$KEY" -p "$(node_port "$i")" -o BatchMode=yes -o IdentitiesOnly=yes \
-        -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$KNOWN_HOSTS" \
-        -o ConnectTimeout=10 root@127.0.0.1 "$@"
-}
+ssh_node() { local i=$1; shift; lab_ssh root "$(node_port "$i")" "$@"; }
 
 stop_node() { # i: service (TERM), sshd listener and its open sessions
     local i=$1 dir pids
@@ -156,13 +114,7 @@ stop_node() { # i: service (TERM), sshd listener and its open sessions
     kill_sessions "$i"
 }
 
-kill_sessions() { # i: sessions outlive their listener; a node that is down has none
-    local pids
-    pids=$(ss -Htnp state established "( sport = :$(node_port "$1") or sport = :$(sshd_port "$1") )" 2>/dev/null |
-        grep -o '"sshd",pid=[0-9]*' | cut -d= -f2 | sort -u || true)
-    # shellcheck disable=SC2086 # one pid a word
-    [[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
-}
+kill_sessions() { lab_kill_sessions "$(node_port "$1")" "$(sshd_port "$1")"; }
 
 
 # Processes the nodes spawned that outlive their service (a node SIGKILLed by
@@ -171,18 +123,12 @@ kill_sessions() { # i: sessions outlive their listener; a node that is down has 
 # container, so the payload is its descendant). A podman client or a shell of
 # someone using the lab is neither, and is never touched.
 kill_lab_orphans() {
-    local p pids=() table
+    local p pids=()
     for p in $(pgrep -P 1 -f -- "$LAB/lab-" || true); do
         [[ $(cat "/proc/$p/comm" 2>/dev/null) =~ ^(conmon|runc|catatonit|slirp4netns)$ ]] && pids+=("$p")
     done
     ((${#pids[@]})) || return 0
-    # add descendants, breadth first
-    table=$(ps -eo pid=,ppid=)
-    local i=0 c
-    while ((i < ${#pids[@]})); do
-        while read -r c; do pids+=("$c"); done < <(awk -v pp="${pids[i]}" '$2 == pp {print $1}' <<<"$table")
-        i=$((i + 1))
-    done
+    mapfile -t pids < <(with_descendants "${pids[@]}")
     log "killing leftover node processes: ${pids[*]}"
     kill -KILL "${pids[@]}" 2>/dev/null || true
     sleep 0.5
