@@ -3,15 +3,14 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	"github.com/farm-build/farm/lib/build"
 	"github.com/farm-build/farm/lib/buildctx"
 	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/dispatch"
 	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/progress"
 	"github.com/farm-build/farm/lib/record"
@@ -135,7 +134,7 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := build.ParseTag(c.String("tag")); err != nil {
+	if _, err := dispatch.ParseTag(c.String("tag")); err != nil {
 		return stage.UsageError{Err: err}
 	}
 	if err := transfer.CheckMode(c.String("transfer")); err != nil {
@@ -167,7 +166,7 @@ func run(c *cli.Context) error {
 	}
 	log.Info("build context ready", "dir", dir, "files", bc.Files, "bytes", bc.Size())
 
-	var localAPI context.Context
+	var pullBack *transfer.Puller
 	var push *registry.Options
 	if c.Bool("push") {
 		push = &registry.Options{TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile")}
@@ -177,19 +176,23 @@ func run(c *cli.Context) error {
 			return failRun(out, err)
 		}
 		defer localSvc.Close()
-		if localAPI, err = localSvc.Connect(c.Context); err != nil {
+		localClient, err := localSvc.Connect(c.Context)
+		if err != nil {
 			return failRun(out, err)
 		}
+		pullBack = transfer.NewPuller(localClient, transfer.Options{
+			Mode: c.String("transfer"), ArchiveFormat: c.String("archive-format"),
+			CacheMaxAge: c.Duration("transfer-cache-max-age"), Log: log,
+		})
+		defer pullBack.Close()
 	}
 
-	runner := build.NewRunner(build.Config{
-		Push: push,
+	runner := dispatch.NewRunner(dispatch.Config{
+		Push: push, PullBack: pullBack,
 		Spec: spec, Tag: c.String("tag"),
 		Context: func() io.Reader { return bc.NewReader() }, ContextSize: bc.Size(),
 		Jobs: c.Int("jobs"), Timeout: c.Duration("timeout"), Cleanup: c.Bool("cleanup"),
-		ArchiveFormat: c.String("archive-format"), Transfer: c.String("transfer"), SSH: conn.DefaultSSHOptions(),
-		TransferCacheMaxAge: c.Duration("transfer-cache-max-age"),
-		Local:               localAPI, Log: log, Progress: view, Stage: name,
+		SSH: conn.DefaultSSHOptions(), Log: log, Progress: view, Stage: name,
 	})
 	defer runner.Close()
 	defer view.Close()
@@ -204,8 +207,8 @@ func failRun(out *record.Encoder, err error) error {
 	return err
 }
 
-func buildSpec(c *cli.Context) (build.Spec, error) {
-	spec := build.Spec{
+func buildSpec(c *cli.Context) (dispatch.Spec, error) {
+	spec := dispatch.Spec{
 		Labels: c.StringSlice("label"), Target: c.String("target"), NoCache: c.Bool("no-cache"),
 		PullPolicy: c.String("pull"), Layers: c.Bool("layers"), Format: c.String("format"),
 		BuildArgs: map[string]string{},

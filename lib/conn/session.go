@@ -14,7 +14,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/farm-build/farm/lib/podman"
 	"github.com/farm-build/farm/lib/proxy"
 	"github.com/farm-build/farm/lib/record"
 	"golang.org/x/crypto/ssh"
@@ -34,9 +34,8 @@ type Session struct {
 	dir          string // private directory of the local socket
 	tunnel       *proxy.Proxy
 
-	apiOnce sync.Once
-	api     context.Context
-	apiErr  error
+	mu     sync.Mutex
+	podman *podman.Client // set by the first Connect that succeeds
 }
 
 // Open connects to the target, bounded by ctx. The caller must Close it.
@@ -122,45 +121,28 @@ func (s *Session) serveTunnel() error {
 func (s *Session) URI() string { return s.uri }
 
 // Connect checks that the node's podman service answers and returns a
-// pkg/bindings context for it, cancelled with ctx. Later calls reuse the
-// connection: see Bind.
-func (s *Session) Connect(ctx context.Context) (context.Context, error) {
-	s.apiOnce.Do(func() {
-		s.api, s.apiErr = bindings.NewConnection(ctx, s.uri)
-		if s.apiErr != nil {
-			s.apiErr = fmt.Errorf("podman service of %s: %w; is the podman service running, and is the connection's path its socket? try: podman --connection %s info", s.Target.Name, s.apiErr, s.Target.Name)
+// client for it. The first success is kept for later calls; a failure is
+// not, so one caller's cancelled dial never answers for another caller.
+func (s *Session) Connect(ctx context.Context) (*podman.Client, error) {
+	s.mu.Lock()
+	c := s.podman
+	s.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := podman.Connect(ctx, s.uri)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
 		}
-	})
-	if s.apiErr != nil {
-		return nil, s.apiErr
+		return nil, fmt.Errorf("podman service of %s: %w; is the podman service running, and is the connection's path its socket? try: podman --connection %s info", s.Target.Name, err, s.Target.Name)
 	}
-	return s.Bind(ctx), nil
-}
-
-// Bind returns ctx carrying the session's pkg/bindings client, so that
-// requests made with it end when ctx ends. Connect must have succeeded.
-func (s *Session) Bind(ctx context.Context) context.Context {
-	return WithClientOf(ctx, s.api)
-}
-
-// WithClientOf returns ctx carrying the pkg/bindings client of bindingsCtx.
-// pkg/bindings keeps its client in a context value under an unexported key,
-// so a client made once cannot be attached to a new context any other way;
-// cancellation and deadline still come from ctx.
-func WithClientOf(ctx, bindingsCtx context.Context) context.Context {
-	return boundContext{Context: ctx, values: bindingsCtx}
-}
-
-type boundContext struct {
-	context.Context
-	values context.Context
-}
-
-func (b boundContext) Value(key any) any {
-	if v := b.values.Value(key); v != nil {
-		return v
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.podman == nil {
+		s.podman = c
 	}
-	return b.Context.Value(key)
+	return s.podman, nil
 }
 
 // Remote reports whether commands run over SSH (false: on this host).

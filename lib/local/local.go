@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/farm-build/farm/lib/podman"
 )
 
 // Service is a local podman service; Close stops it if this run started it.
@@ -68,7 +68,7 @@ func answers(ctx context.Context, uri string) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := bindings.NewConnection(ctx, uri)
+	_, err := podman.Connect(ctx, uri)
 	return err == nil
 }
 
@@ -120,9 +120,9 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 	return nil, errors.New("local podman service did not answer within 30s; try: podman info (is storage locked by another podman?), or set CONTAINER_HOST to a running service")
 }
 
-// Connect returns a pkg/bindings context for the service.
-func (s *Service) Connect(ctx context.Context) (context.Context, error) {
-	c, err := bindings.NewConnection(ctx, s.URI)
+// Connect returns a client of the service.
+func (s *Service) Connect(ctx context.Context) (*podman.Client, error) {
+	c, err := podman.Connect(ctx, s.URI)
 	if err != nil {
 		return nil, fmt.Errorf("local podman service %s: %w; is it still running? try: podman --url %s info", s.URI, err, s.URI)
 	}

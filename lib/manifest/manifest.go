@@ -20,6 +20,7 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/manifests"
 	"github.com/containers/storage/pkg/stringid"
 	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/podman"
 	"github.com/farm-build/farm/lib/record"
 	"github.com/farm-build/farm/lib/registry"
 	"github.com/opencontainers/go-digest"
@@ -52,12 +53,13 @@ type Options struct {
 	LockDir string
 }
 
-// Create makes the list NAME from imgs in local storage (local is a
-// pkg/bindings context for the local podman service). An existing list of
+// Create makes the list NAME from imgs in local storage (local: the local
+// podman service). An existing list of
 // that name is replaced as a whole; two writers of one name take turns, so
 // the list is always one writer's complete set. The platforms of each entry
 // come from the record, checked against the image's own config.
-func Create(ctx, local context.Context, name string, imgs []*record.Image, opts Options) (*record.Manifest, error) {
+func Create(ctx context.Context, client *podman.Client, name string, imgs []*record.Image, opts Options) (*record.Manifest, error) {
+	local := client.Bind(ctx)
 	if err := Check(imgs); err != nil {
 		return nil, err
 	}
@@ -171,7 +173,8 @@ type PushOptions struct {
 
 // Push publishes the list and every image in it, as `podman manifest push
 // --all` does, retrying with backoff when the registry fails.
-func Push(ctx, local context.Context, name string, opts PushOptions) (string, error) {
+func Push(ctx context.Context, client *podman.Client, name string, opts PushOptions) (string, error) {
+	local := client.Bind(ctx)
 	all, skip := true, !opts.TLSVerify
 	popts := &images.PushOptions{All: &all, SkipTLSVerify: &skip}
 	if opts.Authfile != "" {

@@ -6,16 +6,15 @@ package node
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"path"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/podman"
 	"github.com/farm-build/farm/lib/record"
 )
 
@@ -95,11 +94,11 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 		out, err := s.Run(ctx, binfmtScript)
 		binfmtDone <- binfmt{out, err}
 	}()
-	bctx, err := s.Connect(ctx)
+	client, err := s.Connect(ctx)
 	if err != nil {
 		return fail(err)
 	}
-	info, err := ReadInfo(bctx)
+	info, err := ReadInfo(ctx, client)
 	if err != nil {
 		return fail(fmt.Errorf("%w; is the podman service healthy? try: podman --connection %s info", err, t.Name))
 	}
@@ -161,20 +160,11 @@ type Info struct {
 	} `json:"version"`
 }
 
-// ReadInfo asks a connected podman service (a pkg/bindings context) about itself.
-func ReadInfo(ctx context.Context) (*Info, error) {
-	c, err := bindings.GetClient(ctx)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.DoRequest(ctx, nil, http.MethodGet, "/info", nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("GET /info: %w", err)
-	}
-	defer resp.Body.Close()
+// ReadInfo asks a podman service about itself.
+func ReadInfo(ctx context.Context, c *podman.Client) (*Info, error) {
 	var i Info
-	if err := resp.Process(&i); err != nil {
-		return nil, fmt.Errorf("GET /info: %w", err)
+	if err := c.Get(ctx, "/info", &i); err != nil {
+		return nil, err
 	}
 	return &i, nil
 }

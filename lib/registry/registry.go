@@ -22,8 +22,9 @@ import (
 	"github.com/containers/image/v5/manifest"
 	"github.com/containers/image/v5/types"
 	"github.com/containers/podman/v4/pkg/auth"
-	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/farm-build/farm/lib/fault"
 	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/podman"
 	"github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -49,39 +50,36 @@ func (o Options) systemContext() *types.SystemContext {
 // then backs off exponentially, 1 s, 2 s, 4 s.
 var retryOptions = &retry.Options{MaxRetry: 3, IsErrorRetryable: retryable}
 
-// PushError is a push that the node's podman service ran and the registry
-// side failed (unreachable, refused, denied): the node is fine, and another
-// node would push to the same registry, so farm-build does not fail over.
-type PushError struct{ Msg string }
+// A push that the node's podman service ran and the registry side failed
+// (unreachable, refused, denied) is marked fault.Deterministic: the node is
+// fine, and another node would push to the same registry, so farm-build
+// does not fail over.
 
-func (e *PushError) Error() string { return e.Msg }
-
-// retryable is containers/common's heuristic, plus the transient failures a
-// node reports only as text in its push stream.
+// retryable is containers/common's heuristic for errors of our own
+// requests (typed: net, HTTP status, registry error codes). A node reports
+// its push's failure only as text (an API error document or a stream
+// message, whatever the registry said): for those, and only those, the
+// text is all there is to go by.
 func retryable(err error) bool {
-	var pe *PushError
-	if !errors.As(err, &pe) {
+	if !fault.Is(err, fault.Deterministic) {
 		return retry.IsErrorRetryable(err)
 	}
+	msg := err.Error()
 	for _, s := range []string{"connection refused", "connection reset", "broken pipe", "i/o timeout",
 		"TLS handshake timeout", "unexpected EOF", "429 Too Many Requests", "502 Bad Gateway",
 		"503 Service Unavailable", "504 Gateway Timeout"} {
-		if strings.Contains(pe.Msg, s) {
+		if strings.Contains(msg, s) {
 			return true
 		}
 	}
 	return false
 }
 
-// PushFromNode makes the node (nodeCtx: a pkg/bindings context) push image id
+// PushFromNode makes the node push image id
 // to dest (a tagged reference) and returns the pushed manifest's digest. The
 // user's credentials travel to the node in the X-Registry-Auth header, as
 // podman --remote push sends them.
-func PushFromNode(ctx, nodeCtx context.Context, id string, dest reference.NamedTagged, opts Options) (digest.Digest, error) {
-	conn, err := bindings.GetClient(nodeCtx)
-	if err != nil {
-		return "", err
-	}
+func PushFromNode(ctx context.Context, node *podman.Client, id string, dest reference.NamedTagged, opts Options) (digest.Digest, error) {
 	header, err := auth.MakeXRegistryAuthHeader(opts.systemContext(), "", "")
 	if err != nil {
 		return "", fmt.Errorf("reading registry credentials: %w", err)
@@ -91,7 +89,7 @@ func PushFromNode(ctx, nodeCtx context.Context, id string, dest reference.NamedT
 	params.Set("tlsVerify", strconv.FormatBool(opts.TLSVerify))
 	var pushed digest.Digest
 	err = retry.IfNecessary(ctx, func() error {
-		resp, err := conn.DoRequest(nodeCtx, nil, http.MethodPost, "/images/%s/push", params, header, id)
+		resp, err := node.Do(ctx, nil, http.MethodPost, "/images/%s/push", params, header, id)
 		if err != nil {
 			return err
 		}
@@ -100,7 +98,7 @@ func PushFromNode(ctx, nodeCtx context.Context, id string, dest reference.NamedT
 			// The node answered: the push itself failed (podman reports a
 			// registry it cannot reach this way too).
 			if err := resp.Process(nil); err != nil {
-				return &PushError{Msg: err.Error()}
+				return fault.AsDeterministic(err)
 			}
 		}
 		dec := json.NewDecoder(bufio.NewReader(resp.Body))
@@ -116,7 +114,7 @@ func PushFromNode(ctx, nodeCtx context.Context, id string, dest reference.NamedT
 				return fmt.Errorf("reading the push stream: %w", err)
 			}
 			if msg.Error != "" {
-				return &PushError{Msg: msg.Error}
+				return fault.AsDeterministic(errors.New(msg.Error))
 			}
 			if msg.ManifestDigest != "" {
 				pushed = digest.Digest(msg.ManifestDigest)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/containers/storage/pkg/stringid"
+	"github.com/farm-build/farm/lib/fault"
+	"github.com/farm-build/farm/lib/podman"
 	"github.com/farm-build/farm/lib/proxy"
 )
 
@@ -24,46 +26,38 @@ const (
 	OCIArchive    = "oci-archive"
 )
 
-// Archive streams image id from a node (nodeCtx: a pkg/bindings context for
-// the node) into local storage (localCtx) through a pipe: no temporary copy
+// Archive streams image id from a node into local storage through a pipe: no temporary copy
 // on this machine. It returns the archive's size in bytes. A failure part
 // way leaves no image behind locally: podman load commits an image only
 // after reading the whole archive.
-func Archive(nodeCtx, localCtx context.Context, id, format string) (int64, error) {
+func Archive(ctx context.Context, node, local *podman.Client, id, format string) (int64, error) {
 	pr, pw := io.Pipe()
 	var n atomic.Int64
 	exportErr := make(chan error, 1)
 	go func() {
-		err := images.Export(nodeCtx, []string{id}, proxy.Counter{W: pw, N: &n}, &images.ExportOptions{Format: &format})
+		err := images.Export(node.Bind(ctx), []string{id}, proxy.Counter{W: pw, N: &n}, &images.ExportOptions{Format: &format})
 		pw.CloseWithError(errOrEOF(err))
 		exportErr <- err
 	}()
-	_, loadErr := images.Load(localCtx, pr)
+	_, loadErr := images.Load(local.Bind(ctx), pr)
 	pr.CloseWithError(errLoadEnded)
 	err := <-exportErr
 	// A load that fails first (the local service died or restarted) closes
 	// the pipe under the export: the export's error is then only an echo,
 	// and blaming the node would make farm-build fail over for nothing.
 	if loadErr != nil && (err == nil || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, errLoadEnded)) {
-		return n.Load(), &LocalError{Err: fmt.Errorf("loading %s into local storage: %w", stringid.TruncateID(id), loadErr)}
+		return n.Load(), fault.AsLocal(fmt.Errorf("loading %s into local storage: %w", stringid.TruncateID(id), loadErr))
 	}
 	if err != nil {
 		return n.Load(), fmt.Errorf("exporting %s from the node as %s: %w", stringid.TruncateID(id), format, err)
 	}
 	if loadErr != nil {
-		return n.Load(), &LocalError{Err: fmt.Errorf("loading %s into local storage: %w", stringid.TruncateID(id), loadErr)}
+		return n.Load(), fault.AsLocal(fmt.Errorf("loading %s into local storage: %w", stringid.TruncateID(id), loadErr))
 	}
 	return n.Load(), nil
 }
 
 var errLoadEnded = errors.New("load ended")
-
-// LocalError is a transfer that failed on this machine's side (the local
-// podman service): another node would not help.
-type LocalError struct{ Err error }
-
-func (e *LocalError) Error() string { return e.Err.Error() }
-func (e *LocalError) Unwrap() error { return e.Err }
 
 func errOrEOF(err error) error {
 	if err == nil {

@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	"github.com/containers/image/v5/docker/reference"
-	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/images"
+	"github.com/farm-build/farm/lib/podman"
 )
 
 // noCredentials is the X-Registry-Auth header of every request that touches
@@ -32,18 +32,14 @@ func noAuthHeader() http.Header {
 // push asks a podman service (api: a pkg/bindings context) to push image id
 // to dest over plain HTTP, and returns the manifest digest when the service
 // reports one (podman 4.3 does not; the registry is asked then).
-func push(api context.Context, id, dest string) (string, error) {
-	c, err := bindings.GetClient(api)
-	if err != nil {
-		return "", err
-	}
+func push(ctx context.Context, c *podman.Client, id, dest string) (string, error) {
 	params := url.Values{}
 	params.Set("destination", dest)
 	params.Set("tlsVerify", "false")
 	// quiet=false: podman >= 4.2 then streams progress and, above all, the
 	// error of a push that fails part way.
 	params.Set("quiet", "false")
-	resp, err := c.DoRequest(api, nil, http.MethodPost, "/images/%s/push", params, noAuthHeader(), id)
+	resp, err := c.Do(ctx, nil, http.MethodPost, "/images/%s/push", params, noAuthHeader(), id)
 	if err != nil {
 		return "", err
 	}
@@ -81,11 +77,7 @@ func decodePushStream(r io.Reader) (string, error) {
 // pull asks a podman service to pull ref over plain HTTP, always (the ref
 // is by digest, so "always" costs only a manifest read; layers the storage
 // has are not fetched), and returns the ids of what it pulled.
-func pull(api context.Context, ref, os, arch, variant string) ([]string, error) {
-	c, err := bindings.GetClient(api)
-	if err != nil {
-		return nil, err
-	}
+func pull(ctx context.Context, c *podman.Client, ref, os, arch, variant string) ([]string, error) {
 	params := url.Values{}
 	params.Set("reference", ref)
 	params.Set("tlsVerify", "false")
@@ -102,7 +94,7 @@ func pull(api context.Context, ref, os, arch, variant string) ([]string, error) 
 	if variant != "" {
 		params.Set("variant", variant)
 	}
-	resp, err := c.DoRequest(api, nil, http.MethodPost, "/images/pull", params, noAuthHeader())
+	resp, err := c.Do(ctx, nil, http.MethodPost, "/images/pull", params, noAuthHeader())
 	if err != nil {
 		return nil, err
 	}

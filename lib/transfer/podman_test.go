@@ -12,8 +12,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/images"
+	"github.com/farm-build/farm/lib/podman"
 )
 
 // fakePodman is a podman API on a unix socket that records the requests it
@@ -55,7 +55,7 @@ func (f *fakePodman) last(t *testing.T, suffix string) *http.Request {
 	return nil
 }
 
-func startFakePodman(t *testing.T, f *fakePodman) context.Context {
+func startFakePodman(t *testing.T, f *fakePodman) *podman.Client {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "podman.sock")
 	l, err := net.Listen("unix", sock)
@@ -65,7 +65,7 @@ func startFakePodman(t *testing.T, f *fakePodman) context.Context {
 	srv := &http.Server{Handler: f}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	api, err := bindings.NewConnection(context.Background(), "unix://"+sock)
+	api, err := podman.Connect(context.Background(), "unix://"+sock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestPushAndPullSendNoCredentials(t *testing.T) {
 	}
 	api := startFakePodman(t, f)
 
-	d, err := push(api, "cc", "127.0.0.1:23001/farm/transfer:x")
+	d, err := push(context.Background(), api, "cc", "127.0.0.1:23001/farm/transfer:x")
 	if err != nil || d != "sha256:bb" {
 		t.Fatalf("push: %q, %v", d, err)
 	}
@@ -127,7 +127,7 @@ func TestPushAndPullSendNoCredentials(t *testing.T) {
 	if q := r.URL.Query(); q.Get("destination") != "127.0.0.1:23001/farm/transfer:x" || q.Get("tlsVerify") != "false" {
 		t.Errorf("push query %v", q)
 	}
-	ids, err := pull(api, "127.0.0.1:4000/farm/transfer@sha256:bb", "linux", "arm64", "")
+	ids, err := pull(context.Background(), api, "127.0.0.1:4000/farm/transfer@sha256:bb", "linux", "arm64", "")
 	if err != nil || len(ids) != 1 || ids[0] != "cc" {
 		t.Fatalf("pull: %v, %v", ids, err)
 	}
@@ -139,7 +139,7 @@ func TestPushAndPullSendNoCredentials(t *testing.T) {
 
 	// The same environment makes pkg/bindings' own Push send every
 	// credential: the environment above is one that would leak.
-	if err := images.Push(api, "cc", "127.0.0.1:23001/farm/transfer:x", &images.PushOptions{}); err != nil {
+	if err := images.Push(api.Bind(context.Background()), "cc", "127.0.0.1:23001/farm/transfer:x", &images.PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := base64.URLEncoding.DecodeString(f.last(t, "/push").Header.Get("X-Registry-Auth"))

@@ -56,10 +56,11 @@ func DefaultCacheDir() (string, error) {
 	return filepath.Join(dir, "farm", "registry"), nil
 }
 
-// Registry is a docker-registry process serving Dir on 127.0.0.1 only, for
-// one farm-build run. Several may share Dir at once (see docs/transfer.md:
+// RunRegistry is the run's own registry (the user's is lib/registry's): a
+// docker-registry process serving Dir on 127.0.0.1 only, for one
+// farm-build run. Several may share Dir at once (see docs/transfer.md:
 // the filesystem driver writes content-addressed blobs by rename).
-type Registry struct {
+type RunRegistry struct {
 	Dir  string
 	addr string // 127.0.0.1:PORT
 	cmd  *exec.Cmd
@@ -69,8 +70,8 @@ type Registry struct {
 	lock *cacheLock // shared while serving: no prune under a running registry
 }
 
-// RegistryOptions configure StartRegistry.
-type RegistryOptions struct {
+// RunRegistryOptions configure StartRunRegistry.
+type RunRegistryOptions struct {
 	// Binary is the docker-registry executable; empty: looked up in PATH.
 	Binary string
 	// Dir is the storage directory; empty: DefaultCacheDir.
@@ -93,9 +94,9 @@ func FindRegistryBinary() (string, error) {
 	return p, nil
 }
 
-// StartRegistry starts a registry on a free port of 127.0.0.1 and waits
+// StartRunRegistry starts a registry on a free port of 127.0.0.1 and waits
 // until it answers. Close stops it.
-func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error) {
+func StartRunRegistry(ctx context.Context, opts RunRegistryOptions) (*RunRegistry, error) {
 	if opts.Binary == "" {
 		b, err := FindRegistryBinary()
 		if err != nil {
@@ -156,7 +157,7 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 
 var errPortTaken = errors.New("address already in use")
 
-func startOnce(ctx context.Context, opts RegistryOptions) (*Registry, error) {
+func startOnce(ctx context.Context, opts RunRegistryOptions) (*RunRegistry, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -194,7 +195,7 @@ func startOnce(ctx context.Context, opts RegistryOptions) (*Registry, error) {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	r := &Registry{
+	r := &RunRegistry{
 		Dir: opts.Dir, addr: addr, cmd: cmd, done: make(chan struct{}), tmp: tmp,
 		// The registry is on loopback: a proxy from the environment
 		// (HTTP_PROXY) must not be asked for it.
@@ -282,7 +283,7 @@ func registryEnv(env []string) []string {
 	return out
 }
 
-func (r *Registry) answers(ctx context.Context, nonce string) bool {
+func (r *RunRegistry) answers(ctx context.Context, nonce string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.addr+"/v2/", nil)
@@ -299,14 +300,14 @@ func (r *Registry) answers(ctx context.Context, nonce string) bool {
 }
 
 // Addr is the registry's address on this machine: 127.0.0.1:PORT.
-func (r *Registry) Addr() string { return r.addr }
+func (r *RunRegistry) Addr() string { return r.addr }
 
 // Pid is the registry process's id.
-func (r *Registry) Pid() int { return r.cmd.Process.Pid }
+func (r *RunRegistry) Pid() int { return r.cmd.Process.Pid }
 
 // Close stops the registry (SIGTERM, SIGKILL after 10 s) and waits for it to
 // exit. The storage directory stays.
-func (r *Registry) Close() error {
+func (r *RunRegistry) Close() error {
 	if r == nil || r.cmd == nil {
 		return nil
 	}
@@ -346,7 +347,7 @@ type Descriptor struct {
 
 // ManifestOf reads the manifest repo:PushTag and checks that its bytes
 // match the digest the registry gives for them.
-func (r *Registry) ManifestOf(ctx context.Context, repo string) (*Manifest, error) {
+func (r *RunRegistry) ManifestOf(ctx context.Context, repo string) (*Manifest, error) {
 	return fetchManifest(ctx, r.http, "http://"+r.addr, repo, PushTag)
 }
 

@@ -1,11 +1,11 @@
-package build
+package dispatch
 
 import (
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/farm-build/farm/lib/fault"
 	"github.com/farm-build/farm/lib/platform"
 )
 
@@ -57,9 +57,8 @@ func TestReadStream(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs []string
 			got, err := readStream(strings.NewReader(tc.stream), func(l string) { logs = append(logs, l) })
-			var fe *FailedError
-			if tc.failed != errors.As(err, &fe) {
-				t.Fatalf("FailedError: got %v, want %v (%v)", !tc.failed, tc.failed, err)
+			if tc.failed != fault.Is(err, fault.Deterministic) {
+				t.Fatalf("deterministic: got %v, want %v (%v)", !tc.failed, tc.failed, err)
 			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

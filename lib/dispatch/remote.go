@@ -1,8 +1,8 @@
-// Package build runs farm's jobs: one image for one platform on one node,
+// Package dispatch runs farm's jobs: one image for one platform on one node,
 // with the compressed context sent as it is to every node, build logs
 // streamed back, fail-over to the job's alternatives when a node fails, and
 // remote builds really stopped when the run is cancelled.
-package build
+package dispatch
 
 import (
 	"bufio"
@@ -16,8 +16,9 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/farm-build/farm/lib/fault"
 	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/podman"
 )
 
 // Spec is what to build, the same for every job of a run.
@@ -36,13 +37,6 @@ type Spec struct {
 	Format string
 }
 
-// FailedError is a build that ran and failed (a bad Containerfile, a RUN
-// step that exits non-zero): another node would fail the same way, so it is
-// never retried elsewhere.
-type FailedError struct{ Msg string }
-
-func (e *FailedError) Error() string { return e.Msg }
-
 // request is one POST /build.
 type request struct {
 	spec       *Spec
@@ -57,21 +51,18 @@ type request struct {
 // imageIDLine is how the build stream names the image it made.
 var imageIDLine = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// send runs the build on a connected node (a pkg/bindings context) and
-// returns the new image's id. Errors other than *FailedError mean the node
-// or the connection failed.
-func send(ctx context.Context, req request) (string, error) {
-	conn, err := bindings.GetClient(ctx)
-	if err != nil {
-		return "", err
-	}
+// send runs the build on a connected node and returns the new image's id.
+// A build that ran and failed (a bad Containerfile, a RUN step that exits
+// non-zero) is marked fault.Deterministic: another node would fail the same
+// way. Other errors mean the node or the connection failed.
+func send(ctx context.Context, node *podman.Client, req request) (string, error) {
 	params, err := req.params()
 	if err != nil {
 		return "", err
 	}
 	body := &watchEOF{r: req.context, onEOF: req.onUploaded}
 	headers := http.Header{"Content-Type": []string{"application/x-tar"}}
-	resp, err := conn.DoRequest(ctx, body, http.MethodPost, "/build", params, headers)
+	resp, err := node.Do(ctx, body, http.MethodPost, "/build", params, headers)
 	if err != nil {
 		return "", fmt.Errorf("sending the build: %w", err)
 	}
@@ -80,7 +71,7 @@ func send(ctx context.Context, req request) (string, error) {
 		if err := resp.Process(nil); err != nil {
 			// The server refused the request itself (bad parameters,
 			// unreadable context): that is the same on every node.
-			return "", &FailedError{Msg: err.Error()}
+			return "", fault.AsDeterministic(err)
 		}
 	}
 	return readStream(resp.Body, req.logLine)
@@ -176,7 +167,7 @@ func readStream(r io.Reader, logLine func(string)) (string, error) {
 			if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
 				text = msg.ErrorDetail.Message
 			}
-			return "", &FailedError{Msg: strings.TrimSpace(text)}
+			return "", fault.AsDeterministic(errors.New(strings.TrimSpace(text)))
 		case msg.Stream != "":
 			// The server may split a line across messages; log whole lines.
 			partial.WriteString(msg.Stream)

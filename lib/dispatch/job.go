@@ -1,0 +1,193 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/containers/image/v5/docker/reference"
+	"github.com/containers/storage/pkg/stringid"
+	"github.com/docker/go-units"
+	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/node"
+	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/podman"
+	"github.com/farm-build/farm/lib/progress"
+	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/registry"
+	"github.com/farm-build/farm/lib/transfer"
+)
+
+// The phases of one job on one node: connect, upload the context and
+// build, then push the image to the user's registry or pull it back here.
+
+// runOn runs the job on node n, showing it as one job in the progress view.
+func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platform, n record.Node) (*record.Image, error) {
+	view := r.cfg.Progress.Job(plat.String(), n.Name)
+	img, err := r.buildOn(ctx, job, plat, n, view)
+	if err != nil {
+		view.Done("", err)
+		return nil, err
+	}
+	how := "in local storage as " + img.Ref
+	if img.Transfer == "push" {
+		how = "pushed as " + img.Ref
+	}
+	view.Done(fmt.Sprintf("%s %s (build %.1fs, transfer %.1fs, %s in, %s out)", stringid.TruncateID(img.ID), how,
+		img.BuildSeconds, img.TransferSeconds, units.BytesSize(float64(img.BytesIn)), units.BytesSize(float64(img.BytesOut))), nil)
+	return img, nil
+}
+
+// onNode is a job connected to its node.
+type onNode struct {
+	session *conn.Session
+	client  *podman.Client
+	where   string // "linux/arm64 on lab-2"
+	view    progress.Job
+}
+
+func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Platform, n record.Node, view progress.Job) (*record.Image, error) {
+	if r.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, r.cfg.Timeout, fmt.Errorf("job timed out after %s (--timeout)", r.cfg.Timeout))
+		defer cancel()
+	}
+	on, manager, err := r.connect(ctx, plat, n, view)
+	if err != nil {
+		return nil, fmt.Errorf("building %s: %w", on.where, err)
+	}
+	tag, err := PlatformTag(r.cfg.Tag, plat)
+	if err != nil {
+		return nil, err
+	}
+	id, buildSeconds, err := r.build(ctx, on, plat, tag, manager)
+	if err != nil {
+		return nil, err
+	}
+	img := &record.Image{
+		Platform: plat.String(), Node: n.Name, ID: id, Tag: r.cfg.Tag, Ref: tag,
+		Emulated: !native(n, plat), BuildSeconds: round(buildSeconds),
+		Transfer: "archive", BytesOut: r.cfg.ContextSize, Extra: job.Extra,
+	}
+	if r.cfg.Push != nil {
+		view.Phase("pushing")
+		if err := r.push(ctx, on, img); err != nil {
+			r.removeOnNode(on.session, id)
+			return nil, fmt.Errorf("pushing %s from %s: %w", plat, n.Name, err)
+		}
+	} else {
+		view.Phase("pulling back")
+		if err := r.pullBack(ctx, on, img); err != nil {
+			if ctx.Err() != nil {
+				r.removeOnNode(on.session, id)
+				err = context.Cause(ctx)
+			}
+			return nil, fmt.Errorf("pulling %s back from %s: %w", plat, n.Name, err)
+		}
+	}
+	if r.cfg.Cleanup {
+		r.removeOnNode(on.session, id)
+	}
+	return img, nil
+}
+
+// connect opens (or reuses) the node's connection and learns its cgroup
+// manager, from the node record or else from the node.
+func (r *Runner) connect(ctx context.Context, plat platform.Platform, n record.Node, view progress.Job) (onNode, string, error) {
+	on := onNode{where: fmt.Sprintf("%s on %s", plat, n.Name), view: view}
+	s, err := r.sessions.get(ctx, n)
+	if err != nil {
+		return on, "", err
+	}
+	on.session = s
+	if on.client, err = s.Connect(ctx); err != nil {
+		return on, "", err
+	}
+	manager := n.CgroupManager
+	if manager == "" {
+		info, err := node.ReadInfo(ctx, on.client)
+		if err != nil {
+			return on, "", err
+		}
+		manager = info.Host.CgroupManager
+	}
+	return on, manager, nil
+}
+
+// build uploads the context and runs the build in a cgroup of its own;
+// whatever happens, what is left of it on the node is stopped.
+func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, tag, manager string) (string, float64, error) {
+	jobID := newJobID()
+	r.cfg.Log.Debug("building", "platform", plat.String(), "node", on.session.Target.Name, "job", jobID)
+	on.view.Phase("uploading context")
+	start := time.Now()
+	id, err := send(ctx, on.client, request{
+		spec: &r.cfg.Spec, platform: plat, tag: tag, cgroup: cgroupParent(manager, jobID),
+		context: r.cfg.Context(), logLine: on.view.Log, onUploaded: func() { on.view.Phase("building") },
+	})
+	seconds := time.Since(start).Seconds()
+	if err != nil {
+		// Whatever failed (the build, the connection, the node's podman
+		// service, or we were cancelled), the build's processes may still
+		// run on the node: kill them, over SSH, which may well still work.
+		r.stopRemote(on.session, jobID, true)
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return "", seconds, fmt.Errorf("building %s: %w", on.where, err)
+	}
+	r.stopRemote(on.session, jobID, false)
+	return id, seconds, nil
+}
+
+// pullBack brings the image into local storage (transfer owns how).
+func (r *Runner) pullBack(ctx context.Context, on onNode, img *record.Image) error {
+	start := time.Now()
+	res, err := r.cfg.PullBack.Pull(ctx, transfer.Request{
+		Session: on.session, Node: on.client, ID: img.ID, Ref: img.Ref,
+		Platform: platform.MustParse(img.Platform), Note: on.view.Log,
+	})
+	img.BytesIn, img.BytesOut = res.In, img.BytesOut+res.Out
+	if err != nil {
+		return err
+	}
+	img.Transfer = res.Method
+	img.Digest, img.Size = res.Digest, res.Size
+	img.TransferSeconds = round(time.Since(start).Seconds())
+	return nil
+}
+
+// push has the node push the image to the registry under its per-platform
+// tag; the record then names it by digest, which is what the list in the
+// registry will reference. A registry that fails is not the node's fault:
+// every alternative would push to the same registry (after retries).
+func (r *Runner) push(ctx context.Context, on onNode, img *record.Image) error {
+	named, err := reference.ParseNormalizedNamed(img.Ref)
+	if err != nil {
+		return err
+	}
+	tagged, _ := named.(reference.NamedTagged)
+	on.view.Log("pushing " + stringid.TruncateID(img.ID) + " to " + img.Ref)
+	start := time.Now()
+	d, err := registry.PushFromNode(ctx, on.client, img.ID, tagged, *r.cfg.Push)
+	if err != nil {
+		return err
+	}
+	img.Transfer = "push"
+	img.Digest = d.String()
+	img.Ref = reference.TrimNamed(named).String() + "@" + d.String()
+	img.TransferSeconds = round(time.Since(start).Seconds())
+	return nil
+}
+
+// native reports whether n runs plat natively (not under emulation).
+func native(n record.Node, plat platform.Platform) bool {
+	for _, x := range n.Native {
+		if c, err := platform.Canonical(x); err == nil && c == plat.String() {
+			return true
+		}
+	}
+	return false
+}
+
+func round(s float64) float64 { return float64(int64(s*100+0.5)) / 100 }

@@ -1,0 +1,138 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/fault"
+	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/progress"
+	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/registry"
+	"github.com/farm-build/farm/lib/transfer"
+)
+
+// Config is what every job of a run shares.
+type Config struct {
+	Spec Spec
+	// Tag is the -t reference; each platform's image is tagged
+	// TAG-os-arch[-variant] on the node and locally (see PlatformTag).
+	Tag string
+	// Context returns a new reader over the same compressed context bytes;
+	// every node gets the very same bytes.
+	Context     func() io.Reader
+	ContextSize int64
+	// Jobs bounds the builds running at once (0: no bound).
+	Jobs int
+	// Timeout bounds each job's build and transfer (0: none).
+	Timeout time.Duration
+	// Cleanup removes the built image from the node once it is local.
+	Cleanup bool
+	SSH     conn.SSHOptions
+	// Push, when set, makes each node push its image to the registry of
+	// Tag instead of sending it back here (farm-build --push).
+	Push *registry.Options
+	// PullBack brings each image into local storage (unused with Push).
+	// Its owner closes it after the runner.
+	PullBack *transfer.Puller
+	Log      *slog.Logger
+	// Progress shows each job's build output and phase on stderr.
+	Progress progress.View
+	Stage    string
+}
+
+// Runner runs jobs as they arrive and reports each as an image or an error
+// record.
+type Runner struct {
+	cfg      Config
+	sessions *sessionPool
+	sem      chan struct{}
+
+	mu        sync.Mutex
+	platforms map[string]bool
+}
+
+// NewRunner prepares a run.
+func NewRunner(cfg Config) *Runner {
+	r := &Runner{cfg: cfg, sessions: newSessionPool(cfg.SSH), platforms: map[string]bool{}}
+	if cfg.Jobs > 0 {
+		r.sem = make(chan struct{}, cfg.Jobs)
+	}
+	return r
+}
+
+// Close ends every node connection.
+func (r *Runner) Close() { r.sessions.closeAll() }
+
+// Outcome is the record one job produced: an *record.Image or *record.Error.
+type Outcome = record.Record
+
+// Run builds one job and returns its outcome, failing over to the job's
+// alternatives while the failure is the node's (fault.Node). It is safe to
+// call from many goroutines at once.
+func (r *Runner) Run(ctx context.Context, job *record.Job) Outcome {
+	plat, err := platform.Parse(job.Platform)
+	if err != nil {
+		return r.errorRecord(job, job.Node.Name, fmt.Errorf("job platform: %w", err))
+	}
+	r.mu.Lock()
+	dup := r.platforms[plat.String()]
+	r.platforms[plat.String()] = true
+	r.mu.Unlock()
+	if dup {
+		return r.errorRecord(job, job.Node.Name, fmt.Errorf("a second job for %s: a manifest list holds one image per platform", plat))
+	}
+	if r.sem != nil {
+		select {
+		case r.sem <- struct{}{}:
+			defer func() { <-r.sem }()
+		case <-ctx.Done():
+			return r.errorRecord(job, job.Node.Name, context.Cause(ctx))
+		}
+	}
+
+	candidates := append([]record.Node{job.Node}, job.Alternatives...)
+	var lastErr error
+	lastNode := job.Node.Name
+	for i, n := range candidates {
+		if !n.Reachable() {
+			continue
+		}
+		if i > 0 {
+			r.cfg.Log.Warn("failing over", "platform", plat.String(), "from", lastNode, "to", n.Name, "reason", lastErr)
+		}
+		img, err := r.runOn(ctx, job, plat, n)
+		if err == nil {
+			return img
+		}
+		lastErr, lastNode = err, n.Name
+		if !fault.KindOf(ctx, err).FailOver() {
+			break
+		}
+		// The node failed: the next job for it must reconnect rather than
+		// reuse a connection to a service that may be gone.
+		r.sessions.drop(n.Name)
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no reachable node in the job or its alternatives")
+	}
+	return r.errorRecord(job, lastNode, lastErr)
+}
+
+func (r *Runner) errorRecord(job *record.Job, nodeName string, err error) *record.Error {
+	return &record.Error{Stage: r.cfg.Stage, Error: err.Error(), Platform: job.Platform, Node: nodeName}
+}
+
+// Undo removes from local storage what this run pulled back; it runs when
+// the run is cancelled, so the local store is left as it was.
+func (r *Runner) Undo() {
+	if r.cfg.PullBack != nil {
+		r.cfg.PullBack.Undo()
+	}
+}

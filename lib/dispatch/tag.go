@@ -1,0 +1,41 @@
+package dispatch
+
+import (
+	"fmt"
+
+	"github.com/containers/image/v5/docker/reference"
+	"github.com/farm-build/farm/lib/platform"
+)
+
+// PlatformTag is the per-platform tag of the image for plat: TAG-os-arch
+// [-variant]. It keeps each platform's image named in local storage, so that
+// `podman image prune` before `podman manifest push --all` cannot remove it,
+// and lets two platforms built on one node not steal each other's tag.
+func PlatformTag(tag string, plat platform.Platform) (string, error) {
+	named, err := ParseTag(tag)
+	if err != nil {
+		return "", err
+	}
+	suffix := plat.OS + "-" + plat.Arch
+	if plat.Variant != "" {
+		suffix += "-" + plat.Variant
+	}
+	t := named.Tag() + "-" + suffix
+	if len(t) > 128 {
+		t = t[:128]
+	}
+	return named.Name() + ":" + t, nil
+}
+
+// ParseTag checks a -t reference: a full name with a tag (":latest" when
+// none is given), never a digest. host:port/repo:tag is fine.
+func ParseTag(tag string) (reference.NamedTagged, error) {
+	named, err := reference.ParseNormalizedNamed(tag)
+	if err != nil {
+		return nil, fmt.Errorf("-t %q: %w", tag, err)
+	}
+	if _, ok := named.(reference.Digested); ok {
+		return nil, fmt.Errorf("-t %q: a digest cannot be a build's name; give a tag", tag)
+	}
+	return reference.TagNameOnly(named).(reference.NamedTagged), nil
+}

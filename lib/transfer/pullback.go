@@ -1,0 +1,372 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containers/podman/v4/pkg/bindings/images"
+	"github.com/containers/storage/pkg/stringid"
+	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/fault"
+	"github.com/farm-build/farm/lib/platform"
+	"github.com/farm-build/farm/lib/podman"
+)
+
+// Transfer modes (farm-build --transfer).
+const (
+	ModeAuto     = "auto"     // registry where it can work, else archive
+	ModeArchive  = "archive"  // always an image archive over the node's connection
+	ModeRegistry = "registry" // always the transfer registry; a node that cannot is a failure
+)
+
+// CheckMode validates a --transfer value.
+func CheckMode(m string) error {
+	switch m {
+	case ModeAuto, ModeArchive, ModeRegistry:
+		return nil
+	}
+	return fmt.Errorf("want auto, archive or registry, got %q", m)
+}
+
+// ErrRegistryUnavailable matches (errors.Is) the errors that say why the
+// registry transfer cannot be used for a node or on this machine at all,
+// as opposed to a transfer that failed: in auto mode the pull-back falls
+// back to an archive and tells the user why.
+var ErrRegistryUnavailable = errors.New("registry transfer unavailable")
+
+type unavailableError struct{ reason string }
+
+func (u *unavailableError) Error() string        { return ErrRegistryUnavailable.Error() + ": " + u.reason }
+func (u *unavailableError) Is(target error) bool { return target == ErrRegistryUnavailable }
+
+func unavailable(format string, args ...any) error {
+	return &unavailableError{reason: fmt.Sprintf(format, args...)}
+}
+
+// Options say how a run brings its images back (farm-build --transfer,
+// --archive-format, --transfer-cache-max-age).
+type Options struct {
+	// Mode is ModeAuto (also when empty), ModeArchive or ModeRegistry.
+	Mode string
+	// ArchiveFormat is DockerArchive (also when empty) or OCIArchive.
+	ArchiveFormat string
+	// CacheDir overrides DefaultCacheDir.
+	CacheDir string
+	// CacheMaxAge overrides DefaultCacheMaxAge.
+	CacheMaxAge time.Duration
+	Log         *slog.Logger
+}
+
+// Puller owns a run's pull-back: it brings images built on nodes into
+// local storage through the run's transfer registry (started on the first
+// transfer that needs it, shared by every job) or as an archive, falls back
+// from one to the other, counts the bytes, and can undo what it added.
+// Close stops the registry.
+type Puller struct {
+	opts  Options
+	local *podman.Client
+
+	mu       sync.Mutex
+	reg      *RunRegistry
+	startErr error // a start that failed for good: not retried by every job
+	closed   bool
+	added    []string // image ids this run put into local storage
+}
+
+// NewPuller prepares the pull-back into the local podman service.
+func NewPuller(local *podman.Client, opts Options) *Puller {
+	if opts.Mode == "" {
+		opts.Mode = ModeAuto
+	}
+	if opts.ArchiveFormat == "" {
+		opts.ArchiveFormat = DockerArchive
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Puller{opts: opts, local: local}
+}
+
+// Request is one image to bring from a node into local storage.
+type Request struct {
+	Session *conn.Session
+	Node    *podman.Client
+	ID      string // image ID on the node
+	Ref     string // the name it gets in local storage (NAME:TAG)
+	// Platform is the image's platform.
+	Platform platform.Platform
+	// Note shows the user a line about this image (how it travels, why
+	// not through the registry).
+	Note func(string)
+}
+
+// Result is what a pull-back did.
+type Result struct {
+	// Method is how the image came: "none" (local storage had it),
+	// "registry" or "archive".
+	Method string
+	// Digest and Size are the image's in local storage.
+	Digest string
+	Size   int64
+	// In and Out are the bytes put on the node's connection: in from the
+	// node, out to it. What a registry transfer moved before it failed and
+	// the archive followed counts too: those bytes crossed the link.
+	In, Out int64
+	// Layers and LayerBytes: what the manifest lists (compressed sizes),
+	// most of which the registry usually had already. Registry only.
+	Layers     int
+	LayerBytes int64
+}
+
+// Pull brings req's image into local storage, named req.Ref, unless it is
+// there already. Failures on this machine's side are marked fault.Local
+// (another node would not help); the rest are the node's.
+func (p *Puller) Pull(ctx context.Context, req Request) (Result, error) {
+	if req.Note == nil {
+		req.Note = func(string) {}
+	}
+	var res Result
+	local := p.local.Bind(ctx)
+	have, err := images.Exists(local, req.ID, nil)
+	if err != nil {
+		return res, fault.AsLocal(fmt.Errorf("local podman service: %w", err))
+	}
+	if have {
+		req.Note("local storage already has " + stringid.TruncateID(req.ID) + ": nothing to transfer")
+		res.Method = "none"
+	} else if err := p.bringBack(ctx, req, &res); err != nil {
+		if fault.Is(err, fault.Local) {
+			return res, fault.AsLocal(fmt.Errorf("local podman service %s: %w", p.local.URI(), err))
+		}
+		return res, err
+	}
+	if err := tag(local, req.ID, req.Ref); err != nil {
+		return res, fault.AsLocal(fmt.Errorf("local podman service: tagging %s: %w", req.Ref, err))
+	}
+	inspect, err := images.GetImage(local, req.ID, nil)
+	if err != nil {
+		return res, fault.AsLocal(fmt.Errorf("local podman service: inspecting %s: %w", stringid.TruncateID(req.ID), err))
+	}
+	res.Digest, res.Size = inspect.Digest.String(), inspect.Size
+	return res, nil
+}
+
+// bringBack moves the image: through the registry when the mode allows,
+// else, or when that cannot work or fails in auto mode, as an archive.
+func (p *Puller) bringBack(ctx context.Context, req Request, res *Result) error {
+	if p.opts.Mode != ModeArchive {
+		err := p.viaRegistry(ctx, req, res)
+		if err == nil {
+			res.Method = "registry"
+			p.remember(req.ID)
+			return nil
+		}
+		if ctx.Err() != nil || p.opts.Mode == ModeRegistry {
+			return err
+		}
+		var un *unavailableError
+		if errors.As(err, &un) {
+			req.Note("transfer: archive, not registry: " + un.reason)
+		} else {
+			req.Note(fmt.Sprintf("registry transfer failed, falling back to an archive: %v", err))
+		}
+	}
+	req.Note(fmt.Sprintf("pulling back %s as %s", stringid.TruncateID(req.ID), p.opts.ArchiveFormat))
+	n, err := Archive(ctx, req.Node, p.local, req.ID, p.opts.ArchiveFormat)
+	res.In += n
+	if err != nil {
+		return err
+	}
+	res.Method = "archive"
+	p.remember(req.ID)
+	return nil
+}
+
+func (p *Puller) remember(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.added = append(p.added, id)
+}
+
+// Undo removes from local storage what this run brought back; it runs
+// when the run is cancelled, so the local store is left as it was. It
+// takes a context of its own: the run's is gone.
+func (p *Puller) Undo() {
+	p.mu.Lock()
+	ids := p.added
+	p.added = nil
+	p.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	force := true
+	if _, errs := images.Remove(p.local.Bind(ctx), ids, &images.RemoveOptions{Force: &force}); len(errs) > 0 {
+		p.opts.Log.Warn("removing images this run pulled back", "error", errors.Join(errs...))
+	}
+}
+
+// viaRegistry: the node pushes the image through a forward on its own
+// connection (layers the registry has are not sent), then the local podman
+// pulls it by digest (layers local storage has are not read).
+func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) error {
+	name := job.Session.Target.Name
+	listen, err := nodeListener(job.Session)
+	if err != nil {
+		return err
+	}
+	if p.local.Scheme() != "unix" {
+		return fault.AsLocal(unavailable("the local podman service (%s) is not on this machine", p.local.URI()))
+	}
+	// The forward first: a node that refuses it does not need the
+	// registry started.
+	ln, err := ListenStable(listen, name+"/"+job.Platform.String())
+	if err != nil {
+		if job.Session.Remote() {
+			return unavailable("the SSH server of %s refuses port forwarding (AllowTcpForwarding in its sshd_config?): %v", name, err)
+		}
+		return unavailable("no port on 127.0.0.1 for %s: %v", name, err)
+	}
+	reg, err := p.registry(ctx)
+	if err != nil {
+		ln.Close()
+		return fault.AsLocal(err)
+	}
+	fwd := ServeForward(ln, reg.Addr())
+	defer func() {
+		fwd.Close()
+		res.In, res.Out = fwd.Bytes()
+	}()
+
+	// A repository of its own for every push (see RepoPrefix): no push
+	// writes where another one may be writing or reading.
+	repo := RepoFor(job.Platform)
+	dest := fmt.Sprintf("127.0.0.1:%d/%s:%s", fwd.Port(), repo, PushTag)
+	job.Note(fmt.Sprintf("pulling back %s through the transfer registry (%s pushes to %s)", stringid.TruncateID(job.ID), name, dest))
+	pushed, err := push(ctx, job.Node, job.ID, dest)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return fmt.Errorf("pushing %s from %s to the transfer registry: %w", job.Platform, name, err)
+	}
+	man, err := reg.ManifestOf(ctx, repo)
+	if err != nil {
+		return fault.AsLocal(fmt.Errorf("reading what %s pushed to the transfer registry: %w", name, err))
+	}
+	if pushed != "" && pushed != man.Digest {
+		return fmt.Errorf("%s pushed manifest %s, the transfer registry holds %s", name, pushed, man.Digest)
+	}
+	// The config is the image: its digest is the image ID. A push that
+	// rewrote it (a format conversion) would give another image here.
+	if strings.TrimPrefix(man.Config, "sha256:") != job.ID {
+		return fmt.Errorf("the transfer changed the image: %s built %s, the transfer registry holds config %s", name, stringid.TruncateID(job.ID), man.Config)
+	}
+	res.Layers = len(man.Layers)
+	for _, l := range man.Layers {
+		res.LayerBytes += l.Size
+	}
+
+	ref := reg.Addr() + "/" + repo + "@" + man.Digest
+	ids, err := pull(ctx, p.local, ref, job.Platform.OS, job.Platform.Arch, job.Platform.Variant)
+	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return fault.AsLocal(fmt.Errorf("pulling %s from the transfer registry into local storage: %w", job.Platform, err))
+	}
+	if len(ids) != 1 || ids[0] != job.ID {
+		return fault.AsLocal(fmt.Errorf("pulling %s from the transfer registry gave image %v, not %s built on %s", job.Platform, ids, stringid.TruncateID(job.ID), name))
+	}
+	// The pull named the image after the transfer registry, whose port
+	// means nothing after this run. Name it job.Ref first, so that the
+	// image never goes nameless (an image prune would take it), then drop
+	// the transfer name.
+	if err := tag(p.local.Bind(ctx), job.ID, job.Ref); err != nil {
+		return fault.AsLocal(fmt.Errorf("tagging %s as %s: %w", stringid.TruncateID(job.ID), job.Ref, err))
+	}
+	if err := dropName(p.local.Bind(ctx), job.ID, ref); err != nil {
+		p.opts.Log.Warn("dropping the transfer registry's name from a pulled image", "image", stringid.TruncateID(job.ID), "name", ref, "error", err)
+	}
+	return nil
+}
+
+// registry returns the run's registry, starting it on first use.
+func (p *Puller) registry(ctx context.Context) (*RunRegistry, error) {
+	log := p.opts.Log
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return nil, errors.New("the run is over: the transfer registry is stopped")
+	case p.reg != nil:
+		return p.reg, nil
+	case p.startErr != nil:
+		return nil, p.startErr
+	}
+	bin, err := FindRegistryBinary()
+	if err != nil {
+		p.startErr = unavailable("%v", err)
+		return nil, p.startErr
+	}
+	reg, err := StartRunRegistry(ctx, RunRegistryOptions{Binary: bin, Dir: p.opts.CacheDir, MaxAge: p.opts.CacheMaxAge, Log: log})
+	if err != nil {
+		// A start cut short by a cancelled job may work for the next.
+		if ctx.Err() == nil {
+			p.startErr = err
+		}
+		return nil, err
+	}
+	log.Info("transfer registry started", "addr", reg.Addr(), "pid", reg.Pid(), "dir", reg.Dir)
+	p.reg = reg
+	return reg, nil
+}
+
+// Close stops the registry, if it was started, and waits for it to exit.
+func (p *Puller) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.reg == nil {
+		return nil
+	}
+	err := p.reg.Close()
+	p.reg = nil
+	return err
+}
+
+// nodeListener is how a node reaches the registry: a remote forward on its
+// SSH connection (the node sees 127.0.0.1:PORT, nothing is opened to the
+// network), or, for a unix:// node, which runs on this machine, a loopback
+// listener here.
+func nodeListener(s *conn.Session) (ListenFunc, error) {
+	if c := s.SSH(); c != nil {
+		return c.Listen, nil
+	}
+	if strings.HasPrefix(s.URI(), "unix:") {
+		return net.Listen, nil
+	}
+	return nil, unavailable("%s is a tcp:// node: no SSH connection to carry a forward, and its 127.0.0.1 is not this machine", s.Target.Name)
+}
+
+// tagFor is a tag-safe form of the platform: linux-arm64-v8.
+func tagFor(p platform.Platform) string {
+	t := p.OS + "-" + p.Arch
+	if p.Variant != "" {
+		t += "-" + p.Variant
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-' {
+			return r
+		}
+		return '-'
+	}, t)
+}
