@@ -20,7 +20,7 @@ import (
 func (r *Runner) stopRemote(s *conn.Session, jobID string, kill bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := stopJob(ctx, s, jobID, kill); err != nil {
+	if err := r.stop(ctx, s, jobID, kill); err != nil {
 		r.cfg.Log.Warn("clean-up on node", "node", s.Target.Name, "error", err)
 	}
 }

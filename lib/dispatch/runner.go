@@ -53,6 +53,8 @@ type Runner struct {
 	cfg      Config
 	sessions *sessionPool
 	sem      chan struct{}
+	// stop kills what is left of a job on its node (stopJob; tests watch it).
+	stop func(ctx context.Context, s *conn.Session, jobID string, kill bool) error
 
 	mu        sync.Mutex
 	platforms map[string]bool
@@ -60,7 +62,7 @@ type Runner struct {
 
 // NewRunner prepares a run.
 func NewRunner(cfg Config) *Runner {
-	r := &Runner{cfg: cfg, sessions: newSessionPool(cfg.SSH), platforms: map[string]bool{}}
+	r := &Runner{cfg: cfg, sessions: newSessionPool(cfg.SSH), stop: stopJob, platforms: map[string]bool{}}
 	if cfg.Jobs > 0 {
 		r.sem = make(chan struct{}, cfg.Jobs)
 	}

@@ -1,0 +1,312 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/podman"
+	"github.com/farm-build/farm/lib/podmantest"
+	"github.com/farm-build/farm/lib/progress"
+	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/registry"
+	"github.com/farm-build/farm/lib/transfer"
+)
+
+// fixture is a run against fake podman services: nodes a and b, and the
+// local service the images come back to.
+type fixture struct {
+	a, b, local *podmantest.Server
+	runner      *Runner
+	log         *bytes.Buffer
+
+	mu    sync.Mutex
+	stops []string // "jobID kill=true|false" per stop on a node
+	dials map[string]int
+}
+
+func newFixture(t *testing.T, mutate func(*Config)) *fixture {
+	t.Helper()
+	f := &fixture{a: podmantest.New(t), b: podmantest.New(t), local: podmantest.New(t), log: &bytes.Buffer{}, dials: map[string]int{}}
+	localClient, err := podman.Connect(context.Background(), f.local.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(&syncWriter{w: f.log}, nil))
+	puller := transfer.NewPuller(localClient, transfer.Options{Mode: transfer.ModeArchive, Log: log})
+	t.Cleanup(func() { puller.Close() })
+	cfg := Config{
+		Tag: "localhost/app:1", Context: func() io.Reader { return strings.NewReader("context bytes") }, ContextSize: 13,
+		PullBack: puller, Log: log, Progress: progress.NewPlain(&syncWriter{w: f.log}), Stage: "farm-build",
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	f.runner = NewRunner(cfg)
+	t.Cleanup(f.runner.Close)
+	f.runner.stop = func(_ context.Context, s *conn.Session, jobID string, kill bool) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.stops = append(f.stops, s.Target.Name+" "+map[bool]string{true: "kill", false: "tidy"}[kill])
+		return nil
+	}
+	open := f.runner.sessions.open
+	f.runner.sessions.open = func(ctx context.Context, tg conn.Target, o conn.SSHOptions) (*conn.Session, error) {
+		f.mu.Lock()
+		f.dials[tg.Name]++
+		f.mu.Unlock()
+		return open(ctx, tg, o)
+	}
+	return f
+}
+
+func (f *fixture) job(plat string) *record.Job {
+	return &record.Job{Platform: plat,
+		Node:         record.Node{Name: "a", URI: f.a.URI, Native: []string{"linux/amd64"}, CgroupManager: "cgroupfs"},
+		Alternatives: []record.Node{{Name: "b", URI: f.b.URI, Native: []string{"linux/amd64"}}}}
+}
+
+func (f *fixture) stopsOn(node string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, s := range f.stops {
+		if strings.HasPrefix(s, node+" ") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+var buildFails = podmantest.Stream(
+	map[string]string{"stream": "STEP 1/1: RUN false\n"},
+	map[string]any{"error": "exit status 1", "errorDetail": map[string]string{"message": `building at STEP "RUN false": exit status 1`}})
+
+func TestRunnerFailureKinds(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		script   func(f *fixture)
+		wantNode string // the node of the image, or of the error record
+		wantErr  string // empty: an image
+		bBuilds  int    // builds b got
+		stopKill bool   // a job stopped on a with kill
+	}{
+		{name: "success on the first node", script: func(*fixture) {}, wantNode: "a"},
+		{name: "node dies mid-build: fail over", script: func(f *fixture) {
+			f.a.Handle(http.MethodPost, "/build", podmantest.DieMidStream(map[string]string{"stream": "STEP 1/2\n"}))
+		}, wantNode: "b", bBuilds: 1, stopKill: true},
+		{name: "node refuses the connection: fail over", script: func(f *fixture) { f.a.Close() }, wantNode: "b", bBuilds: 1},
+		{name: "build fails: no fail-over", script: func(f *fixture) {
+			f.a.Handle(http.MethodPost, "/build", buildFails)
+		}, wantNode: "a", wantErr: `building linux/amd64 on a: building at STEP "RUN false": exit status 1`, stopKill: true},
+		{name: "server refuses the build request: no fail-over", script: func(f *fixture) {
+			f.a.Handle(http.MethodPost, "/build", podmantest.Fail(http.StatusBadRequest, "bad dockerfile parameter"))
+		}, wantNode: "a", wantErr: "bad dockerfile parameter", stopKill: true},
+		{name: "local service fails the load: stop", script: func(f *fixture) {
+			f.local.Handle(http.MethodPost, "/images/load", podmantest.Fail(http.StatusInternalServerError, "no space left on device"))
+		}, wantNode: "a", wantErr: "pulling linux/amd64 back from a: local podman service " + "unix://"},
+		{name: "export fails on the node: fail over", script: func(f *fixture) {
+			f.a.Handle(http.MethodGet, "/images/export", podmantest.DieMidStream())
+		}, wantNode: "b", bBuilds: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			tc.script(f)
+			out := f.runner.Run(context.Background(), f.job("linux/amd64"))
+			switch rec := out.(type) {
+			case *record.Image:
+				if tc.wantErr != "" {
+					t.Fatalf("got an image, want error %q", tc.wantErr)
+				}
+				if rec.Node != tc.wantNode || rec.Ref != "localhost/app:1-linux-amd64" || rec.Transfer != "archive" || rec.BytesIn == 0 || rec.Emulated {
+					t.Errorf("image %+v", rec)
+				}
+				if img, ok := f.local.Image(rec.ID); !ok || !contains(img.Names, rec.Ref) {
+					t.Errorf("local storage: %+v %v", img, ok)
+				}
+			case *record.Error:
+				if tc.wantErr == "" || !strings.Contains(rec.Error, tc.wantErr) || rec.Node != tc.wantNode {
+					t.Fatalf("error record %+v, want %q on %s", rec, tc.wantErr, tc.wantNode)
+				}
+			}
+			if got := f.b.Count("POST /build"); got != tc.bBuilds {
+				t.Errorf("b got %d builds, want %d\n%s", got, tc.bBuilds, f.log)
+			}
+			if kill := contains(f.stopsOn("a"), "a kill"); kill != tc.stopKill {
+				t.Errorf("stops on a: %v, want a kill: %v", f.stopsOn("a"), tc.stopKill)
+			}
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Ctrl-C mid-build: the job ends with the run's cause, the remote build is
+// stopped (kill) and no other node is tried.
+func TestRunnerCancelStopsTheRemoteBuild(t *testing.T) {
+	f := newFixture(t, nil)
+	started := make(chan struct{}, 1)
+	f.a.Handle(http.MethodPost, "/build", podmantest.Stall(started))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() { <-started; cancel(errors.New("interrupted")) }()
+	out := f.runner.Run(ctx, f.job("linux/amd64"))
+	rec, ok := out.(*record.Error)
+	if !ok || !strings.Contains(rec.Error, "interrupted") {
+		t.Fatalf("outcome %+v", out)
+	}
+	if got := f.stopsOn("a"); len(got) != 1 || got[0] != "a kill" {
+		t.Errorf("stops on a: %v", got)
+	}
+	if f.b.Count("POST /build") != 0 {
+		t.Error("a cancelled job failed over")
+	}
+}
+
+// --timeout bounds each attempt: a node that hangs is given up on, its
+// build killed, and the job moves on; when every node hangs the record
+// says the job timed out.
+func TestRunnerTimeout(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Timeout = 200 * time.Millisecond })
+	f.a.Handle(http.MethodPost, "/build", podmantest.Stall(nil))
+	if img, ok := f.runner.Run(context.Background(), f.job("linux/amd64")).(*record.Image); !ok || img.Node != "b" {
+		t.Fatalf("outcome %+v", img)
+	}
+	if got := f.stopsOn("a"); len(got) != 1 || got[0] != "a kill" {
+		t.Errorf("stops on a: %v", got)
+	}
+	f.b.Handle(http.MethodPost, "/build", podmantest.Stall(nil))
+	out := f.runner.Run(context.Background(), f.job("linux/arm64"))
+	if rec, ok := out.(*record.Error); !ok || !strings.Contains(rec.Error, "job timed out after 200ms (--timeout)") || rec.Node != "b" {
+		t.Fatalf("outcome %+v", out)
+	}
+}
+
+// A node that failed is dialled again by the next job rather than reused.
+func TestRunnerReconnectsAfterANodeFailure(t *testing.T) {
+	f := newFixture(t, nil)
+	var once sync.Once
+	die := podmantest.DieMidStream(map[string]string{"stream": "STEP 1/2\n"})
+	f.a.Handle(http.MethodPost, "/build", func(w http.ResponseWriter, r *http.Request) {
+		failed := false
+		once.Do(func() { failed = true; die(w, r) })
+		if !failed {
+			podmantest.Stream(map[string]string{"stream": podmantest.BuildID(r.URL.Query().Get("t")) + "\n"})(w, r)
+			f.a.AddImage(podmantest.Image{ID: podmantest.BuildID(r.URL.Query().Get("t")), Arch: "arm64"})
+		}
+	})
+	if img, ok := f.runner.Run(context.Background(), f.job("linux/amd64")).(*record.Image); !ok || img.Node != "b" {
+		t.Fatalf("first job: %+v", img)
+	}
+	if img, ok := f.runner.Run(context.Background(), f.job("linux/arm64")).(*record.Image); !ok || img.Node != "a" || !img.Emulated {
+		t.Fatalf("second job: %+v\n%s", img, f.log)
+	}
+	if f.dials["a"] != 2 {
+		t.Errorf("a dialled %d times, want 2 (a reconnect after its failure)", f.dials["a"])
+	}
+}
+
+// Two jobs for one platform: the second is refused; an image already in
+// local storage is not transferred again; --cleanup removes it from the node.
+func TestRunnerDuplicatesReuseAndCleanup(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Cleanup = true })
+	id := podmantest.BuildID("localhost/app:1-linux-amd64")
+	f.local.AddImage(podmantest.Image{ID: id})
+	img, ok := f.runner.Run(context.Background(), f.job("linux/amd64")).(*record.Image)
+	if !ok || img.Transfer != "none" || img.BytesIn != 0 {
+		t.Fatalf("first: %+v", img)
+	}
+	if _, still := f.a.Image(id); still {
+		t.Error("--cleanup left the image on the node")
+	}
+	if rec, ok := f.runner.Run(context.Background(), f.job("amd64")).(*record.Error); !ok || !strings.Contains(rec.Error, "a second job for linux/amd64") {
+		t.Errorf("duplicate: %+v", rec)
+	}
+	if rec, ok := f.runner.Run(context.Background(), &record.Job{Platform: "not/a/plat/form"}).(*record.Error); !ok || !strings.Contains(rec.Error, "job platform") {
+		t.Errorf("bad platform: %+v", rec)
+	}
+	unreachable := f.job("linux/arm64")
+	unreachable.Node.Error, unreachable.Alternatives = "down", nil
+	if rec, ok := f.runner.Run(context.Background(), unreachable).(*record.Error); !ok || !strings.Contains(rec.Error, "no reachable node") {
+		t.Errorf("unreachable: %+v", rec)
+	}
+}
+
+// --push: the node pushes; a registry that refuses is not the node's fault.
+func TestRunnerPush(t *testing.T) {
+	t.Setenv("REGISTRY_AUTH_FILE", t.TempDir()+"/auth.json")
+	f := newFixture(t, func(c *Config) { c.Push = &registry.Options{}; c.PullBack = nil })
+	img, ok := f.runner.Run(context.Background(), f.job("linux/amd64")).(*record.Image)
+	if !ok || img.Transfer != "push" || !strings.HasPrefix(img.Ref, "localhost/app@sha256:") {
+		t.Fatalf("push: %+v\n%s", img, f.log)
+	}
+	f2 := newFixture(t, func(c *Config) { c.Push = &registry.Options{}; c.PullBack = nil })
+	f2.a.Handle(http.MethodPost, "/images/[^/]+/push", podmantest.Stream(map[string]string{"error": "unauthorized: authentication required"}))
+	rec, ok := f2.runner.Run(context.Background(), f2.job("linux/amd64")).(*record.Error)
+	if !ok || !strings.Contains(rec.Error, "unauthorized") || rec.Node != "a" || f2.b.Count("POST /build") != 0 {
+		t.Fatalf("refused push: %+v", rec)
+	}
+	if _, left := f2.a.Image(podmantest.BuildID("localhost/app:1-linux-amd64")); left {
+		t.Error("a failed push left the image on the node")
+	}
+}
+
+// Process: every job's outcome is written; a cancelled run undoes what it
+// pulled back.
+func TestProcessRunsJobsAndUndoes(t *testing.T) {
+	f := newFixture(t, nil)
+	var in bytes.Buffer
+	enc := record.NewEncoder(&in)
+	enc.Write(f.job("linux/amd64"))
+	enc.Write(f.job("linux/arm64"))
+	f.a.Handle(http.MethodPost, "/build", func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Query().Get("platform"), "arm64") {
+			buildFails(w, r)
+			return
+		}
+		podmantest.Drain(r)
+		id := podmantest.BuildID(r.URL.Query().Get("t"))
+		f.a.AddImage(podmantest.Image{ID: id})
+		podmantest.Stream(map[string]string{"stream": id + "\n"})(w, r)
+	})
+	var out bytes.Buffer
+	err := f.runner.Process(context.Background(), &in, record.NewEncoder(&out))
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 platforms failed") {
+		t.Fatalf("Process: %v", err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 2 {
+		t.Errorf("%d records:\n%s", n, out.String())
+	}
+	if len(f.local.Images()) != 1 {
+		t.Fatalf("local storage %v", f.local.Images())
+	}
+	f.runner.Undo()
+	if len(f.local.Images()) != 0 {
+		t.Errorf("Undo left %v", f.local.Images())
+	}
+}
