@@ -85,7 +85,7 @@ func New(t testing.TB) *Server {
 func (s *Server) Close() { s.srv.Close() }
 
 // Handle scripts the endpoint: requests whose method matches and whose
-// path (after /vX.Y.Z/libpod) matches the regular expression pattern go to
+// escaped path (after /vX.Y.Z/libpod) matches the regular expression pattern go to
 // h, before the fake's own handlers.
 func (s *Server) Handle(method, pattern string, h http.HandlerFunc) {
 	s.mu.Lock()
@@ -94,7 +94,7 @@ func (s *Server) Handle(method, pattern string, h http.HandlerFunc) {
 }
 
 // Requests lists "METHOD /path" of every request so far, the API version
-// prefix removed.
+// prefix removed, the path escaped as sent (localhost%2Fapp:1).
 func (s *Server) Requests() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -182,7 +182,9 @@ func (s *Server) find(ref string) *Image {
 var versionPrefix = regexp.MustCompile(`^/v[0-9][0-9.]*/libpod`)
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := versionPrefix.ReplaceAllString(r.URL.Path, "")
+	// Match on the escaped path: names such as localhost/app:1 travel as
+	// one escaped element.
+	path := versionPrefix.ReplaceAllString(r.URL.EscapedPath(), "")
 	s.mu.Lock()
 	s.requests = append(s.requests, r.Method+" "+path)
 	routes := s.routes

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 )
@@ -40,11 +41,15 @@ func (s *Server) writeJSON(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// pathArg is the n-th /-separated element of the request's path after
-// /vX/libpod (unescaped by net/http).
+// pathArg is the n-th /-separated element of the request's escaped path
+// after /vX/libpod, unescaped.
 func pathArg(r *http.Request, n int) string {
-	parts := strings.Split(versionPrefix.ReplaceAllString(r.URL.Path, ""), "/")
+	parts := strings.Split(versionPrefix.ReplaceAllString(r.URL.EscapedPath(), ""), "/")
 	if n < len(parts) {
+		v, err := url.PathUnescape(parts[n])
+		if err == nil {
+			return v
+		}
 		return parts[n]
 	}
 	return ""
@@ -267,5 +272,5 @@ func (s *Server) manifestPush(w http.ResponseWriter, r *http.Request) {
 		Fail(http.StatusNotFound, "no such manifest")(w, r)
 		return
 	}
-	writeStream(w, map[string]string{"stream": "Writing manifest list\n"}, map[string]string{"manifestdigest": "sha256:" + strings.Repeat("e", 64)})
+	writeStream(w, map[string]string{"stream": "Writing manifest list\n"}, map[string]string{"Id": "sha256:" + strings.Repeat("e", 64)})
 }
