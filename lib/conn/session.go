@@ -151,6 +151,10 @@ func (s *Session) Remote() bool { return s.client != nil }
 // SSH is the node's SSH client (nil unless ssh://), for port forwards.
 func (s *Session) SSH() *ssh.Client { return s.client }
 
+// HasShell reports whether Run can run commands on the node: over SSH, or
+// on this host for unix:// nodes; not over tcp://.
+func (s *Session) HasShell() bool { return s.client != nil || strings.HasPrefix(s.uri, "unix:") }
+
 // ErrNoShell means the node has no shell farm can reach (tcp:// nodes).
 var ErrNoShell = errors.New("no shell on this node (tcp:// connection)")
 
@@ -159,7 +163,7 @@ var ErrNoShell = errors.New("no shell on this node (tcp:// connection)")
 func (s *Session) Run(ctx context.Context, script string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	if s.client == nil {
-		if !strings.HasPrefix(s.uri, "unix:") {
+		if !s.HasShell() {
 			return nil, ErrNoShell
 		}
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)

@@ -49,7 +49,10 @@ func TestReadStream(t *testing.T) {
 		{name: "line split over messages", stream: `{"stream":"hel"}{"stream":"lo\nwor"}{"stream":"ld\n` + id + `\n"}`,
 			wantID: id, wantLogs: []string{"hello", "world", id}},
 		{name: "build fails", stream: `{"stream":"STEP 1/1: RUN false\n"}{"error":"exit status 1","errorDetail":{"message":"building at STEP \"RUN false\": exit status 1"}}`,
-			failed: true, wantErr: `building at STEP "RUN false": exit status 1`, wantLogs: []string{"STEP 1/1: RUN false"}},
+			failed: true, wantErr: `building at STEP "RUN false": exit status 1 (build log ends: STEP 1/1: RUN false)`, wantLogs: []string{"STEP 1/1: RUN false"}},
+		{name: "failure carries the log tail", stream: `{"stream":"STEP 1/2: FROM x\nSTEP 2/2: RUN a\nl1\n\nl2\nl3\nl4\ncontainer exited on killed\n"}` +
+			`{"error":"exit status 1","errorDetail":{"message":"building at STEP \"RUN a\": while running runtime: exit status 1"}}`,
+			failed: true, wantErr: `building at STEP "RUN a": while running runtime: exit status 1 (build log ends: l1 | l2 | l3 | l4 | container exited on killed)`},
 		{name: "server gone mid-stream", stream: `{"stream":"STEP 1/1\n"}{"stre`, wantErr: "reading the build stream"},
 		{name: "no id", stream: `{"stream":"STEP 1/1\n"}`, wantErr: "without an image id"},
 	}
@@ -78,7 +81,7 @@ func TestParams(t *testing.T) {
 	req := request{
 		spec: &Spec{Containerfiles: []string{"build/Containerfile"}, BuildArgs: map[string]string{"V": "1,2"},
 			Labels: []string{"a=b=c"}, Target: "final", NoCache: true, PullPolicy: "never", Layers: true, Format: "docker"},
-		platform: platform.MustParse("arm/v7"), tag: "r/x:1-linux-arm-v7", cgroup: "/farm-1",
+		platform: platform.MustParse("arm/v7"), tag: "r/x:1-linux-arm-v7", cgroup: "/farm-1", marker: marker("farm-1"),
 	}
 	p, err := req.params()
 	if err != nil {
@@ -88,6 +91,7 @@ func TestParams(t *testing.T) {
 		"platform": "linux/arm/v7", "t": "r/x:1-linux-arm-v7", "dockerfile": `["build/Containerfile"]`,
 		"buildargs": `{"V":"1,2"}`, "labels": `{"a":"b=c"}`, "target": "final", "nocache": "1",
 		"pullpolicy": "never", "layers": "1", "cgroupparent": "/farm-1", "forcerm": "1", "rm": "1",
+		"extrahosts":   `["farm-1.invalid:127.0.0.1"]`,
 		"outputformat": "application/vnd.docker.distribution.manifest.v2+json",
 	}
 	for k, v := range want {
@@ -97,20 +101,12 @@ func TestParams(t *testing.T) {
 	}
 }
 
-func TestCgroupParentAndKillScript(t *testing.T) {
+func TestCgroupParent(t *testing.T) {
 	if got := cgroupParent("systemd", "farm-1"); got != "farm-1.slice" {
 		t.Errorf("systemd: %q", got)
 	}
 	if got := cgroupParent("cgroupfs", "farm-1"); got != "/farm-1" {
 		t.Errorf("cgroupfs: %q", got)
-	}
-	kill := killScript("farm-abc", true)
-	if !strings.Contains(kill, "id=farm-abc") || !strings.Contains(kill, "kill -9") || !strings.Contains(kill, "cgroup.kill") {
-		t.Errorf("kill script:\n%s", kill)
-	}
-	tidy := killScript("farm-abc", false)
-	if strings.Contains(tidy, "kill -9") || !strings.Contains(tidy, "rmdir") {
-		t.Errorf("tidy script must not kill:\n%s", tidy)
 	}
 	if a, b := newJobID(), newJobID(); a == b || !strings.HasPrefix(a, "farm-") {
 		t.Error("job ids must be unique and start with farm-")

@@ -52,7 +52,7 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 		ctx, cancel = context.WithTimeoutCause(ctx, r.cfg.Timeout, fmt.Errorf("job timed out after %s (--timeout)", r.cfg.Timeout))
 		defer cancel()
 	}
-	on, manager, err := r.connect(ctx, plat, n, view)
+	on, kind, err := r.connect(ctx, plat, n, view)
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", on.where, err)
 	}
@@ -60,7 +60,7 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 	if err != nil {
 		return nil, err
 	}
-	id, buildSeconds, err := r.build(ctx, on, plat, tag, manager)
+	id, buildSeconds, err := r.build(ctx, on, plat, tag, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -91,52 +91,60 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 	return img, nil
 }
 
-// connect opens (or reuses) the node's connection and learns its cgroup
-// manager, from the node record or else from the node.
-func (r *Runner) connect(ctx context.Context, plat platform.Platform, n record.Node, view progress.Job) (onNode, string, error) {
+// connect opens (or reuses) the node's connection and learns how it runs
+// builds (cgroup manager, rootless, how to stop one), from the node record
+// or, when the record does not say, from the node.
+func (r *Runner) connect(ctx context.Context, plat platform.Platform, n record.Node, view progress.Job) (onNode, node.Kind, error) {
 	on := onNode{where: fmt.Sprintf("%s on %s", plat, n.Name), view: view}
 	s, err := r.sessions.get(ctx, n)
 	if err != nil {
-		return on, "", err
+		return on, node.Kind{}, err
 	}
 	on.session = s
 	if on.client, err = s.Connect(ctx); err != nil {
-		return on, "", err
+		return on, node.Kind{}, err
 	}
-	manager := n.CgroupManager
-	if manager == "" {
-		info, err := node.ReadInfo(ctx, on.client)
-		if err != nil {
-			return on, "", err
-		}
-		manager = info.Host.CgroupManager
+	if k, ok := node.FromRecord(n); ok {
+		return on, k, nil
 	}
-	return on, manager, nil
+	info, err := node.ReadInfo(ctx, on.client)
+	if err != nil {
+		return on, node.Kind{}, err
+	}
+	return on, node.KindOf(info, s.HasShell()), nil
 }
 
-// build uploads the context and runs the build in a cgroup of its own;
+// build uploads the context and runs the build, in a cgroup of its own
+// where the node allows it and marked with its job id (see cgroup.go);
 // whatever happens, what is left of it on the node is stopped.
-func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, tag, manager string) (string, float64, error) {
+func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, tag string, kind node.Kind) (string, float64, error) {
 	jobID := newJobID()
 	r.cfg.Log.Debug("building", "platform", plat.String(), "node", on.session.Target.Name, "job", jobID)
 	on.view.Phase("uploading context")
 	start := time.Now()
-	id, err := send(ctx, on.client, request{
-		spec: &r.cfg.Spec, platform: plat, tag: tag, cgroup: cgroupParent(manager, jobID),
+	req := request{
+		spec: &r.cfg.Spec, platform: plat, tag: tag, marker: marker(jobID),
 		context: r.cfg.Context(), logLine: on.view.Log, onUploaded: func() { on.view.Phase("building") },
-	})
+	}
+	if kind.CgroupParentAllowed() {
+		req.cgroup = cgroupParent(kind.CgroupManager, jobID)
+	}
+	id, err := send(ctx, on.client, req)
 	seconds := time.Since(start).Seconds()
 	if err != nil {
 		// Whatever failed (the build, the connection, the node's podman
 		// service, or we were cancelled), the build's processes may still
 		// run on the node: kill them, over SSH, which may well still work.
-		r.stopRemote(on.session, jobID, true)
+		stopErr := r.stopRemote(on.session, jobID, kind, true)
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}
+		if stopErr != nil {
+			err = fmt.Errorf("%w; %v", err, stopErr)
+		}
 		return "", seconds, fmt.Errorf("building %s: %w", on.where, err)
 	}
-	r.stopRemote(on.session, jobID, false)
+	r.stopRemote(on.session, jobID, kind, false)
 	return id, seconds, nil
 }
 

@@ -43,6 +43,7 @@ type request struct {
 	platform   platform.Platform
 	tag        string
 	cgroup     string
+	marker     string // a host entry naming the job, see marker()
 	context    io.Reader
 	logLine    func(string)
 	onUploaded func()
@@ -135,6 +136,13 @@ func (req request) params() (url.Values, error) {
 	if req.cgroup != "" {
 		p.Set("cgroupparent", req.cgroup)
 	}
+	if req.marker != "" {
+		hosts, err := json.Marshal([]string{req.marker})
+		if err != nil {
+			return nil, err
+		}
+		p.Set("extrahosts", string(hosts))
+	}
 	return p, nil
 }
 
@@ -144,6 +152,7 @@ func readStream(r io.Reader, logLine func(string)) (string, error) {
 	dec := json.NewDecoder(bufio.NewReader(r))
 	var id string
 	var partial strings.Builder
+	var tail []string // the last lines of the log, for a failure's record
 	for {
 		var msg struct {
 			Stream      string `json:"stream"`
@@ -167,7 +176,7 @@ func readStream(r io.Reader, logLine func(string)) (string, error) {
 			if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
 				text = msg.ErrorDetail.Message
 			}
-			return "", fault.AsDeterministic(errors.New(strings.TrimSpace(text)))
+			return "", fault.AsDeterministic(errors.New(withTail(strings.TrimSpace(text), tail)))
 		case msg.Stream != "":
 			// The server may split a line across messages; log whole lines.
 			partial.WriteString(msg.Stream)
@@ -182,6 +191,12 @@ func readStream(r io.Reader, logLine func(string)) (string, error) {
 				if imageIDLine.MatchString(line) {
 					id = line
 				}
+				if strings.TrimSpace(line) != "" {
+					tail = append(tail, line)
+					if len(tail) > logTailLines {
+						tail = tail[1:]
+					}
+				}
 				if logLine != nil {
 					logLine(line)
 				}
@@ -190,6 +205,19 @@ func readStream(r io.Reader, logLine func(string)) (string, error) {
 			partial.WriteString(text)
 		}
 	}
+}
+
+// logTailLines is how many of a failed build's last log lines its error
+// carries: the real cause is there ("container exited on killed", a
+// command's own message), while podman's error only says "while running
+// runtime: exit status 1".
+const logTailLines = 5
+
+func withTail(msg string, tail []string) string {
+	if len(tail) == 0 {
+		return msg
+	}
+	return msg + " (build log ends: " + strings.Join(tail, " | ") + ")"
 }
 
 // watchEOF calls onEOF once when the body has been read to the end: the

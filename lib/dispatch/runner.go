@@ -11,6 +11,7 @@ import (
 
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/fault"
+	"github.com/farm-build/farm/lib/node"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/progress"
 	"github.com/farm-build/farm/lib/record"
@@ -54,7 +55,7 @@ type Runner struct {
 	sessions *sessionPool
 	sem      chan struct{}
 	// stop kills what is left of a job on its node (stopJob; tests watch it).
-	stop func(ctx context.Context, s *conn.Session, jobID string, kill bool) error
+	stop func(ctx context.Context, s *conn.Session, jobID string, kind node.Kind, kill bool) (string, error)
 
 	mu        sync.Mutex
 	platforms map[string]bool

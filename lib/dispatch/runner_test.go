@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/node"
 	"github.com/farm-build/farm/lib/podman"
 	"github.com/farm-build/farm/lib/podmantest"
 	"github.com/farm-build/farm/lib/progress"
@@ -52,11 +53,11 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	}
 	f.runner = NewRunner(cfg)
 	t.Cleanup(f.runner.Close)
-	f.runner.stop = func(_ context.Context, s *conn.Session, jobID string, kill bool) error {
+	f.runner.stop = func(_ context.Context, s *conn.Session, jobID string, _ node.Kind, kill bool) (string, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.stops = append(f.stops, s.Target.Name+" "+map[bool]string{true: "kill", false: "tidy"}[kill])
-		return nil
+		return "", nil
 	}
 	open := f.runner.sessions.open
 	f.runner.sessions.open = func(ctx context.Context, tg conn.Target, o conn.SSHOptions) (*conn.Session, error) {

@@ -6,6 +6,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path"
 	"sort"
 	"strings"
@@ -96,11 +97,15 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 	}()
 	client, err := s.Connect(ctx)
 	if err != nil {
-		return fail(err)
+		return fail(explainConnect(err))
 	}
 	info, err := ReadInfo(ctx, client)
 	if err != nil {
 		return fail(fmt.Errorf("%w; is the podman service healthy? try: podman --connection %s info", err, t.Name))
+	}
+	rec.Podman = info.Version.Version
+	if err := info.Check(); err != nil {
+		return fail(err)
 	}
 	native, err := platform.FromParts(info.Host.OS, info.Host.Arch, info.Host.Variant)
 	if err != nil {
@@ -109,8 +114,7 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 	rec.Native = []string{native.String()}
 	rec.CPUs = info.Host.CPUs
 	rec.Memory = info.Host.MemTotal
-	rec.Podman = info.Version.Version
-	rec.CgroupManager = info.Host.CgroupManager
+	KindOf(info, s.HasShell()).Apply(&rec)
 
 	emulated := map[string]bool{}
 	if len(info.Host.EmulatedArchitectures) > 0 {
@@ -146,6 +150,12 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 // which these bindings' types do not know.
 type Info struct {
 	Host struct {
+		Security struct {
+			Rootless bool `json:"rootless"`
+		} `json:"security"`
+		IDMappings struct {
+			UIDMap []IDMap `json:"uidmap"`
+		} `json:"idMappings"`
 		CgroupManager         string   `json:"cgroupManager"`
 		CgroupVersion         string   `json:"cgroupVersion"`
 		OS                    string   `json:"os"`
@@ -160,11 +170,29 @@ type Info struct {
 	} `json:"version"`
 }
 
+// IDMap is one range of a user namespace's id mapping.
+type IDMap struct {
+	ContainerID int `json:"container_id"`
+	HostID      int `json:"host_id"`
+	Size        int `json:"size"`
+}
+
 // ReadInfo asks a podman service about itself.
 func ReadInfo(ctx context.Context, c *podman.Client) (*Info, error) {
+	resp, err := c.Do(ctx, nil, http.MethodGet, "/info", nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET /info: %w", err)
+	}
+	defer resp.Body.Close()
 	var i Info
-	if err := c.Get(ctx, "/info", &i); err != nil {
-		return nil, err
+	if err := resp.Process(&i); err != nil {
+		// Name the version the service says it speaks, if any: an
+		// answer farm cannot read is most often from another version.
+		api := resp.Header.Get("Libpod-API-Version")
+		if api == "" {
+			api = "none given"
+		}
+		return nil, fmt.Errorf("GET /info: unexpected answer (HTTP %d, Libpod-API-Version %s): %w", resp.StatusCode, api, err)
 	}
 	return &i, nil
 }

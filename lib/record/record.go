@@ -51,7 +51,17 @@ type Node struct {
 	// CgroupManager saves farm-build a GET /info per job (0.2 s on podman
 	// 4.3) before each build can start.
 	CgroupManager string `json:"cgroup_manager,omitempty"`
-	Extra         Extra  `json:"-"`
+	// CgroupVersion is the node's cgroup version: "v1" or "v2".
+	CgroupVersion string `json:"cgroup_version,omitempty"`
+	// Rootless: the node's podman service runs as an unprivileged user;
+	// farm-build then gives builds no cgroup parent (the user cannot
+	// create cgroups there).
+	Rootless bool `json:"rootless,omitempty"`
+	// Stop is how farm-build stops a cancelled or failed-over build on the
+	// node: StopCgroup, StopRuntime or StopNone. Empty when unknown (a
+	// record from an older farm-nodes): farm-build then asks the node.
+	Stop  string `json:"stop,omitempty"`
+	Extra Extra  `json:"-"`
 }
 
 // Job asks farm-build to build one platform on one node.
@@ -127,6 +137,22 @@ func (*Error) Kind() string { return KindError }
 
 // Reachable reports whether farm-nodes could talk to the node.
 func (n *Node) Reachable() bool { return n.Error == "" }
+
+// How a build is stopped on a node (Node.Stop).
+const (
+	// StopCgroup: the build runs in a cgroup of its own (a cgroup parent
+	// per job); its processes are killed through that cgroup, and through
+	// its steps' OCI runtime state as with StopRuntime.
+	StopCgroup = "cgroup"
+	// StopRuntime: the node cannot give a build a cgroup (rootless); each
+	// RUN step is found through its OCI runtime bundle, which farm marks
+	// with the job's id, and its init process is killed, ending the step's
+	// PID namespace.
+	StopRuntime = "runtime"
+	// StopNone: farm cannot run a command on the node (a tcp:// connection
+	// has no shell): a cancelled build keeps running there until it ends.
+	StopNone = "none"
+)
 
 // RedactURI returns the URI with any password removed, as every record and
 // log line must show it. It holds for anything that looks like a URI with a

@@ -49,6 +49,9 @@ func samples() []sample {
 		{"node_unreachable", &Node{Name: "down", URI: "ssh://core@10.0.0.9/run/podman/podman.sock",
 			Native: []string{}, Emulated: []string{}, Error: "dial tcp 10.0.0.9:22: connect: connection refused"}},
 		{"node_zero", &Node{}},
+		{"node_kind", &Node{Name: "rl", URI: "ssh://farm@10.0.0.5/run/user/1001/podman/podman.sock", Native: []string{"linux/amd64"},
+			Emulated: []string{}, CPUs: 2, Memory: 4 << 30, Podman: "4.3.1", CgroupManager: "cgroupfs", CgroupVersion: "v1",
+			Rootless: true, Stop: StopRuntime}},
 		{"node_extra", &withExtra},
 
 		{"job", &Job{Platform: "linux/arm64", Node: node, Alternatives: []Node{x86}}},
