@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/farm-build/farm/lib/podman"
@@ -83,6 +82,10 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 	}
 	sock := filepath.Join(dir, "podman.sock")
 	cmd := exec.Command(podman, "system", "service", "--time=0", "unix://"+sock)
+	if err := detach(cmd); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	logFile, err := os.Create(filepath.Join(dir, "service.log"))
 	if err != nil {
 		os.RemoveAll(dir)
@@ -90,9 +93,6 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 	}
 	defer logFile.Close()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Its own process group: the user's Ctrl-C reaches farm, which then
-	// stops the service after cleaning up through it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting a local podman service: %w; is podman working here? try: podman info, or set CONTAINER_HOST to a running service", err)
@@ -134,7 +134,7 @@ func (s *Service) Close() {
 	if s.cmd == nil {
 		return
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	terminate(s.cmd.Process)
 	select {
 	case <-s.done:
 	case <-time.After(10 * time.Second):

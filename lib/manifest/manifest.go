@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/containers/common/pkg/retry"
@@ -19,6 +18,7 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/containers/podman/v4/pkg/bindings/manifests"
 	"github.com/containers/storage/pkg/stringid"
+	"github.com/farm-build/farm/lib/filelock"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/podman"
 	"github.com/farm-build/farm/lib/record"
@@ -213,11 +213,11 @@ func lock(ctx context.Context, dir, name string) (func(), error) {
 		return nil, fmt.Errorf("lock for %s: %w", name, err)
 	}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := filelock.TryLock(f)
 		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+			return func() { filelock.Unlock(f); f.Close() }, nil
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
+		if !errors.Is(err, filelock.ErrLocked) {
 			f.Close()
 			return nil, fmt.Errorf("locking %s: %w", name, err)
 		}

@@ -6,8 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/farm-build/farm/lib/filelock"
 )
 
 // DefaultCacheMaxAge is how long a pushed image's repository stays in the
@@ -26,10 +27,10 @@ func lockCache(dir string) (*cacheLock, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("transfer registry cache lock: %w", err)
 	}
-	exclusive := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
+	exclusive := filelock.TryLock(f) == nil
 	if !exclusive {
 		// Another run's registry is serving: share the cache, prune later.
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		if err := filelock.LockShared(f); err != nil {
 			f.Close()
 			return nil, false, fmt.Errorf("transfer registry cache lock: %w", err)
 		}
@@ -38,7 +39,7 @@ func lockCache(dir string) (*cacheLock, bool, error) {
 }
 
 // share turns the exclusive lock taken for pruning into a shared one.
-func (l *cacheLock) share() error { return syscall.Flock(int(l.f.Fd()), syscall.LOCK_SH) }
+func (l *cacheLock) share() error { return filelock.LockShared(l.f) }
 
 func (l *cacheLock) release() {
 	if l != nil {

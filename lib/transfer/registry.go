@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/farm-build/farm/lib/platform"
@@ -183,14 +182,7 @@ func startOnce(ctx context.Context, opts RunRegistryOptions) (*RunRegistry, erro
 	cmd := exec.Command(opts.Binary, "serve", conf)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = registryEnv(os.Environ())
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Its own process group: the terminal's Ctrl-C reaches farm-build
-		// alone, which cancels the transfers and then stops the registry.
-		Setpgid: true,
-		// If farm-build dies without stopping it (a second Ctrl-C, kill
-		// -9), the registry must not outlive it.
-		Pdeathsig: syscall.SIGTERM,
-	}
+	detach(cmd)
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
@@ -314,7 +306,7 @@ func (r *RunRegistry) Close() error {
 	select {
 	case <-r.done:
 	default:
-		r.cmd.Process.Signal(syscall.SIGTERM)
+		terminate(r.cmd.Process)
 		select {
 		case <-r.done:
 		case <-time.After(10 * time.Second):

@@ -1,0 +1,17 @@
+package local
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// detach puts the private service in its own process group: the user's
+// Ctrl-C reaches farm, which then stops the service after cleaning up
+// through it.
+func detach(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return nil
+}
+
+func terminate(p *os.Process) error { return p.Signal(syscall.SIGTERM) }
