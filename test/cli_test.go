@@ -57,6 +57,7 @@ identity = "`+filepath.Join(dir, "no-such-key")+`"
 		"FARM_KNOWN_HOSTS=" + filepath.Join(dir, "known_hosts"), "SSH_AUTH_SOCK="}
 	node := `{"v":1,"kind":"node","name":"x","uri":"ssh://x/run/podman.sock","native":["linux/amd64"],"emulated":[],"cpus":1}` + "\n"
 	upstream := `{"v":1,"kind":"error","stage":"farm-build","platform":"linux/arm64","error":"RUN failed"}` + "\n"
+	end := `{"v":1,"kind":"end"}` + "\n"
 
 	tests := []struct {
 		name   string
@@ -76,26 +77,27 @@ identity = "`+filepath.Join(dir, "no-such-key")+`"
 		{name: "nodes: unknown farm", stage: "farm-nodes", args: []string{"--farm", "nosuch"}, code: stage.ExitFailed, stderr: `no farm named "nosuch"`},
 		{name: "nodes: --node and --farm", stage: "farm-nodes", args: []string{"--node", "dead", "--farm", "lab"}, code: stage.ExitUsage, stderr: "--node and --farm exclude each other"},
 		{name: "nodes: unreachable", stage: "farm-nodes", args: []string{"--node", "dead", "--log-format", "json"}, code: stage.ExitFailed,
-			stderr: "none of the 1 nodes answered", kinds: []string{"node"}},
+			stderr: "none of the 1 nodes answered", kinds: []string{"node", "end"}},
 		{name: "nodes: bad log level", stage: "farm-nodes", args: []string{"--log-level", "loud"}, code: stage.ExitUsage, stderr: "want debug, info, warn or error"},
 
-		{name: "plan: garbage", stage: "farm-plan", stdin: "not json\n", code: stage.ExitFailed, stderr: "line 1", kinds: []string{"error"}},
-		{name: "plan: no input", stage: "farm-plan", code: stage.ExitFailed, stderr: "no node records on stdin", kinds: []string{"error"}},
-		{name: "plan: upstream error", stage: "farm-plan", stdin: upstream + node, args: []string{"-p", "amd64"}, code: stage.ExitOK, kinds: []string{"error", "job"}},
+		{name: "plan: garbage", stage: "farm-plan", stdin: "not json\n", code: stage.ExitFailed, stderr: "line 1", kinds: []string{"error", "end"}},
+		{name: "plan: no input", stage: "farm-plan", code: stage.ExitFailed, stderr: "no node records on stdin", kinds: []string{"error", "end"}},
+		{name: "plan: upstream error", stage: "farm-plan", stdin: upstream + node + end, args: []string{"-p", "amd64"}, code: stage.ExitOK, kinds: []string{"error", "job", "end"}},
 		{name: "plan: bad platform", stage: "farm-plan", stdin: node, args: []string{"-p", "amd46"}, code: stage.ExitUsage, stderr: "unknown architecture"},
 
 		{name: "build: no tag", stage: "farm-build", stdin: "", code: stage.ExitUsage, stderr: "tag"},
 		{name: "build: --platform", stage: "farm-build", args: []string{"-t", "x", "--platform", "linux/arm64"}, code: stage.ExitUsage, stderr: "farm-plan --platforms"},
 		{name: "build: garbage", stage: "farm-build", args: []string{"-t", "127.0.0.1:5000/x:1", "--push"}, stdin: "not json\n", code: stage.ExitFailed,
-			stderr: "line 1", kinds: []string{"error"}},
+			stderr: "line 1", kinds: []string{"error", "end"}},
 		{name: "build: wrong kind", stage: "farm-build", args: []string{"-t", "127.0.0.1:5000/x:1", "--push"}, stdin: node, code: stage.ExitFailed,
-			stderr: "stdin line 1: a node record; farm-build reads job records", kinds: []string{"error"}},
+			stderr: "stdin line 1: a node record; farm-build reads job records", kinds: []string{"error", "end"}},
 		{name: "build: no jobs", stage: "farm-build", args: []string{"-t", "127.0.0.1:5000/x:1", "--push"}, code: stage.ExitFailed,
-			stderr: "no job records on stdin", kinds: []string{"error"}},
+			stderr: "no job records on stdin", kinds: []string{"error", "end"}},
 
-		{name: "manifest: garbage", stage: "farm-manifest", stdin: "not json\n", code: stage.ExitFailed, stderr: "line 1"},
-		{name: "manifest: wrong kind", stage: "farm-manifest", stdin: node, code: stage.ExitFailed, stderr: "stdin line 1: a node record"},
-		{name: "manifest: only errors", stage: "farm-manifest", stdin: upstream, code: stage.ExitFailed, stderr: "linux/arm64 (RUN failed)", kinds: []string{"error"}},
+		{name: "manifest: garbage", stage: "farm-manifest", stdin: "not json\n", code: stage.ExitFailed, stderr: "line 1", kinds: []string{"end"}},
+		{name: "manifest: wrong kind", stage: "farm-manifest", stdin: node, code: stage.ExitFailed, stderr: "stdin line 1: a node record", kinds: []string{"end"}},
+		{name: "manifest: only errors", stage: "farm-manifest", stdin: upstream + end, code: stage.ExitFailed, stderr: "linux/arm64 (RUN failed)", kinds: []string{"error", "end"}},
+		{name: "manifest: truncated", stage: "farm-manifest", stdin: upstream, code: stage.ExitFailed, stderr: "stdin ended after line 1 without an end record", kinds: []string{"error", "end"}},
 		{name: "manifest: bad format", stage: "farm-manifest", args: []string{"--format", "v2"}, code: stage.ExitUsage, stderr: "want oci or v2s2"},
 	}
 	for _, tt := range tests {
@@ -229,16 +231,22 @@ func TestDocsCoverEveryOption(t *testing.T) {
 // an error record too, so the end of `farm-build | farm-manifest` learns why.
 func TestBuildContextFailureIsAnErrorRecord(t *testing.T) {
 	dir := t.TempDir()
-	job := `{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":"x","uri":"ssh://x/run/podman.sock"}}` + "\n"
+	job := `{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":"x","uri":"ssh://x/run/podman.sock"}}` + "\n" +
+		`{"v":1,"kind":"end"}` + "\n"
 	o := runStage(t, dir, job, []string{"CONTAINER_HOST="}, "farm-build", "-t", "localhost/x:1", dir)
 	if o.code != 1 {
 		t.Fatalf("exit %d, want 1; stderr: %s", o.code, o.stderr)
 	}
 	var rec struct{ Kind, Stage, Error string }
-	if err := json.Unmarshal([]byte(strings.TrimSpace(o.stdout)), &rec); err != nil {
+	lines := strings.Split(strings.TrimSpace(o.stdout), "\n")
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
 		t.Fatalf("stdout %q: %v", o.stdout, err)
 	}
 	if rec.Kind != "error" || rec.Stage != "farm-build" || !strings.Contains(rec.Error, "-f PATH") {
 		t.Fatalf("want one error record naming the fix, got %q", o.stdout)
+	}
+	// The stream is complete: it holds the error.
+	if len(lines) != 2 || lines[1] != `{"v":1,"kind":"end","stage":"farm-build"}` {
+		t.Fatalf("want the error record, then the end record, got %q", o.stdout)
 	}
 }

@@ -23,8 +23,9 @@ import (
 const name = "farm-build"
 
 const description = `farm-build reads job records (from farm-plan) on stdin and builds each job's
-platform on its node, all in parallel, each build starting as soon as its job
-record arrives. The build context is walked once (honouring .containerignore
+platform on its node, all in parallel, starting when the plan's end record
+arrives: nothing is built from a plan cut short (its stage died) or one that
+names a platform twice. The build context is walked once (honouring .containerignore
 or .dockerignore), compressed in parallel, and the same bytes are sent to every
 node. Each finished image comes back over the node's own connection into
 local podman storage and tagged TAG-os-arch[-variant], so it survives
@@ -200,10 +201,11 @@ func run(c *cli.Context) error {
 }
 
 // failRun reports a failure that stops the whole run before any job starts
-// also as an error record: `farm-build | farm-manifest` hides our exit code,
+// also as an error record (then ends the stream: it is complete): `farm-build | farm-manifest` hides our exit code,
 // and farm-manifest should say why there are no images.
 func failRun(out *record.Encoder, err error) error {
 	out.Write(&record.Error{Stage: name, Error: err.Error()})
+	out.End(name)
 	return err
 }
 

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -29,9 +30,10 @@ is pulled to this machine.
 NAME defaults to the tag in the image records. An existing list of that name
 is replaced as a whole; two pipelines writing one name take turns and leave
 one complete list. Nothing is made (exit 1) when an error record arrived, when
+stdin ends without farm-build's end record (farm-build did not finish), when
 no image record arrived, or when two images claim one platform; with
 --allow-partial a list of what succeeded is made and the missing platforms are
-named on stderr. Writes one manifest record on stdout.
+named on stderr. Writes one manifest record, then the end record, on stdout.
 
 Exit status: 0 when the list was made (and pushed), 1 when not, 2 for a usage
 error, 130/143 when interrupted.
@@ -58,7 +60,7 @@ func main() {
 		UsageText:   "farm-manifest [--push DEST] [--allow-partial] [NAME] < images.jsonl",
 		Description: description,
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "allow-partial", Usage: "make a list of the platforms that succeeded even when others failed"},
+			&cli.BoolFlag{Name: "allow-partial", Usage: "make a list of the platforms that succeeded even when others failed, or when farm-build did not finish (its output has no end record)"},
 			&cli.StringFlag{Name: "push", Usage: "then push the list and every image to `DEST` (e.g. docker://registry.example.com/app:1.0), as podman manifest push --all does (default: no push)"},
 			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "registry access (--push, or images from farm-build --push): require HTTPS and verify certificates"},
 			&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "registry access: `PATH` of the credentials file (default: podman's auth.json, as podman login writes it)"},
@@ -84,8 +86,20 @@ func run(c *cli.Context) error {
 	}
 	imgs, failures, err := manifest.Read(name, os.Stdin)
 	out := record.NewEncoder(os.Stdout)
+	defer func() {
+		if c.Context.Err() == nil {
+			out.End(name) // the last record: this stream is complete
+		}
+	}()
 	for _, f := range failures {
 		out.Write(f) // errors pass through, so the end of the pipe sees them
+	}
+	if errors.Is(err, record.ErrTruncated) && len(imgs) > 0 {
+		if !c.Bool("allow-partial") {
+			return fmt.Errorf("%w; not making a list of the %d images that arrived (--allow-partial would)", err, len(imgs))
+		}
+		log.Warn("making a list from a truncated stream", "images", len(imgs), "error", err)
+		err = nil
 	}
 	if err != nil {
 		return err

@@ -139,6 +139,11 @@ func run(c *cli.Context) error {
 				return err
 			}
 		}
+		if c.Context.Err() == nil {
+			if err := enc.End(c.App.Name); err != nil {
+				return err
+			}
+		}
 	}
 	if answered == 0 {
 		return fmt.Errorf("none of the %d nodes answered; each node's error is in the warnings above and in its record", len(nodes))

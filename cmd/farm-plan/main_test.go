@@ -24,8 +24,10 @@ func runApp(t *testing.T, stdin string, args ...string) (int, string, string) {
 }
 
 const (
+	// Each ends with farm-nodes' end record, as a whole stream does.
 	x86 = `{"v":1,"kind":"node","name":"x86","uri":"ssh://x86","native":["linux/amd64"],"emulated":["linux/arm64"],"cpus":4}`
 	arm = `{"v":1,"kind":"node","name":"arm","uri":"ssh://arm","native":["aarch64"],"emulated":[],"cpus":4}`
+	end = `{"v":1,"kind":"end","stage":"farm-nodes"}`
 )
 
 func TestExitCodes(t *testing.T) {
@@ -62,7 +64,11 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := runApp(t, tt.stdin, tt.args...)
+			stdin := tt.stdin
+			if stdin != "" {
+				stdin += end + "\n"
+			}
+			code, stdout, stderr := runApp(t, stdin, tt.args...)
 			if code != tt.code {
 				t.Errorf("exit %d, want %d\nstderr:\n%s", code, tt.code, stderr)
 			}
@@ -103,5 +109,16 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("--help lacks %q:\n%s", want, stdout)
 		}
+	}
+}
+
+// farm-nodes died after two records: exit 1, no job, the error and the end
+// record on stdout.
+func TestTruncatedInput(t *testing.T) {
+	code, stdout, stderr := runApp(t, x86+"\n"+arm+"\n")
+	if code != stage.ExitFailed || strings.Contains(stdout, `"kind":"job"`) ||
+		!strings.Contains(stderr, "farm-plan: stdin ended after line 2 without an end record") ||
+		!strings.HasSuffix(stdout, `{"v":1,"kind":"end","stage":"farm-plan"}`+"\n") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }

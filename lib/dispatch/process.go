@@ -7,13 +7,22 @@ import (
 	"io"
 	"sync"
 
+	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/record"
 )
 
-// Process reads job records from in and runs each as it arrives, writing
-// each outcome to out as soon as it is known. A bad line stops
-// the run: builds under way are cancelled and nothing more is written but
-// one error record that says why.
+// Process reads the whole plan from in, up to its end record, then runs
+// every job at once, writing each outcome to out as soon as it is known,
+// and the end record last (unless parent was cancelled). Error records from
+// upstream are passed on as they arrive. Nothing is built from a plan that
+// is bad, truncated (no end record: the stage before died) or names a
+// platform twice: one error record says why, and that is all.
+//
+// Waiting for the end record costs nothing after farm-plan, which writes
+// its whole plan at once once every node has answered; a custom scheduler
+// that writes jobs slowly has them start only when it ends. The other way,
+// starting each job as it arrives, would build from a plan that may turn
+// out to be truncated.
 func (r *Runner) Process(parent context.Context, in io.Reader, out *record.Encoder) error {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
@@ -39,11 +48,6 @@ func (r *Runner) Process(parent context.Context, in io.Reader, out *record.Encod
 	dec := record.NewDecoder(r.cfg.Stage, in)
 	// Read stdin on its own goroutine: a Ctrl-C must stop the run even
 	// while the stage before us keeps stdin open and silent.
-	type next struct {
-		rec  record.Record
-		err  error
-		line int
-	}
 	records := make(chan next)
 	go func() {
 		for {
@@ -58,40 +62,21 @@ func (r *Runner) Process(parent context.Context, in io.Reader, out *record.Encod
 			}
 		}
 	}()
-	jobs, line := 0, 0
-	var inputErr error
-read:
-	for inputErr == nil {
-		var rec record.Record
-		select {
-		case <-ctx.Done():
-			break read
-		case n := <-records:
-			line = n.line
-			if errors.Is(n.err, io.EOF) {
-				break read
-			}
-			if n.err != nil {
-				inputErr = n.err
-				break read
-			}
-			rec = n.rec
-		}
-		switch rec := rec.(type) {
-		case *record.Job:
-			jobs++
+	plan, line, inputErr := readPlan(ctx, r.cfg.Stage, records, write)
+	jobs := len(plan)
+	if inputErr == nil && ctx.Err() == nil {
+		for _, rec := range plan {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				write(r.Run(ctx, rec))
 			}()
-		case *record.Error:
-			write(rec)
-		default:
-			inputErr = fmt.Errorf("%s: stdin line %d: a %s record; %s reads job records (from farm-plan)", r.cfg.Stage, line, rec.Kind(), r.cfg.Stage)
 		}
 	}
 	badLine := line // the line inputErr is about, if any
+	if errors.Is(inputErr, record.ErrTruncated) {
+		badLine = 0 // no line is wrong: the lines after it are missing
+	}
 	if inputErr == nil && jobs == 0 && ctx.Err() == nil {
 		inputErr = fmt.Errorf("%s: no job records on stdin; pipe farm-plan into farm-build", r.cfg.Stage)
 		badLine = 0 // no line is wrong: the job records are missing
@@ -107,6 +92,10 @@ read:
 	if parent.Err() != nil || inputErr != nil {
 		r.Undo()
 	}
+	if parent.Err() == nil {
+		// Everything this run had to say is out: the stream is complete.
+		out.End(r.cfg.Stage)
+	}
 	if inputErr != nil {
 		return inputErr
 	}
@@ -114,4 +103,50 @@ read:
 		return fmt.Errorf("%d of %d platforms failed (see the error records and the log above)", failed, jobs)
 	}
 	return nil
+}
+
+type next struct {
+	rec  record.Record
+	err  error
+	line int
+}
+
+// readPlan collects the job records from records up to the end of the
+// stream, passing error records to write at once. It returns the jobs, the
+// last line read and what was wrong with the input, if anything.
+func readPlan(ctx context.Context, stage string, records <-chan next, write func(record.Record)) ([]*record.Job, int, error) {
+	var plan []*record.Job
+	first := map[string]int{} // platform -> line of its job
+	line := 0
+	for {
+		var n next
+		select {
+		case <-ctx.Done():
+			return plan, line, nil
+		case n = <-records:
+		}
+		line = n.line
+		if errors.Is(n.err, io.EOF) {
+			return plan, line, nil
+		}
+		if n.err != nil {
+			return nil, line, n.err
+		}
+		switch rec := n.rec.(type) {
+		case *record.Job:
+			key := rec.Platform
+			if p, err := platform.Canonical(rec.Platform); err == nil {
+				key = p
+			}
+			if at, dup := first[key]; dup {
+				return nil, line, fmt.Errorf("%s: stdin line %d: a second job for %s (the first is on line %d); a manifest list holds one image per platform: fix the plan", stage, line, key, at)
+			}
+			first[key] = line
+			plan = append(plan, rec)
+		case *record.Error:
+			write(rec)
+		default:
+			return nil, line, fmt.Errorf("%s: stdin line %d: a %s record; %s reads job records (from farm-plan)", stage, line, rec.Kind(), stage)
+		}
+	}
 }

@@ -11,14 +11,22 @@ import (
 )
 
 // Read collects the image records on in and the error records to pass on;
-// any other kind is bad input. stage names the reader in messages.
+// any other kind is bad input. stage names the reader in messages. When in
+// ends without an end record (farm-build died part way), Read returns what
+// did arrive and a *record.TruncatedError: the caller decides whether a
+// list may be made of it (--allow-partial).
 func Read(stage string, in io.Reader) ([]*record.Image, []*record.Error, error) {
 	dec := record.NewDecoder(stage, in)
 	var imgs []*record.Image
 	var failures []*record.Error
-	for {
+	var truncated error
+	for truncated == nil {
 		rec, err := dec.Next()
 		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, record.ErrTruncated) {
+			truncated = err
 			break
 		}
 		if err != nil {
@@ -33,13 +41,16 @@ func Read(stage string, in io.Reader) ([]*record.Image, []*record.Error, error) 
 			return nil, nil, fmt.Errorf("%s: stdin line %d: a %s record; %s reads image records (from farm-build)", stage, dec.Line(), rec.Kind(), stage)
 		}
 	}
+	if truncated != nil && len(imgs) == 0 {
+		return nil, failures, truncated
+	}
 	if len(imgs) == 0 && len(failures) > 0 {
 		return nil, failures, fmt.Errorf("%s: no image records on stdin, only errors: %s; fix them and run the pipeline again", stage, DescribeFailures(failures))
 	}
 	if err := Check(imgs); err != nil {
 		return nil, failures, fmt.Errorf("%s: %w", stage, err)
 	}
-	return imgs, failures, nil
+	return imgs, failures, truncated
 }
 
 // DescribeFailures says which platforms failed upstream, and why.

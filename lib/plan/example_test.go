@@ -58,8 +58,17 @@ func TestPinPlatformExample(t *testing.T) {
 		}
 		recs = append(recs, rec)
 	}
-	if len(recs) != 3 || recs[0].Kind() != record.KindError {
-		t.Fatalf("want the error record passed on, then two jobs:\n%s", stdout)
+	if len(recs) != 3 || recs[0].Kind() != record.KindError || !dec.Ended() {
+		t.Fatalf("want the error record passed on, then two jobs, then the end record:\n%s", stdout)
+	}
+	// farm-nodes died part way: no end record, no plan.
+	truncated := strings.TrimSuffix(string(lab), `{"v":1,"kind":"end","stage":"farm-nodes"}`+"\n")
+	if truncated == string(lab) {
+		t.Fatal("testdata/lab.jsonl does not end with farm-nodes' end record")
+	}
+	if stdout, stderr, code := pin(truncated, "linux/amd64=lab-1"); code != 1 || strings.Contains(stdout, `"kind":"job"`) ||
+		!strings.Contains(stderr, "stdin ended without an end record") {
+		t.Errorf("truncated input: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	for i, want := range []struct {
 		platform, node string

@@ -17,9 +17,18 @@ import (
 // placed leaves no half plan for farm-build to start on. Failures are
 // returned, and also written to out as an error record, because in
 // `farm-plan | farm-build` only the last stage's exit code counts.
-// Warnings go to log; --explain output to stderr.
-func Run(ctx context.Context, opts Options, in io.Reader, out, stderr io.Writer, log *slog.Logger) error {
+// Warnings go to log; --explain output to stderr. The end record comes
+// last, unless ctx was cancelled: a plan read from a truncated stream (no
+// end record: farm-nodes died) is an error, not a smaller plan.
+func Run(ctx context.Context, opts Options, in io.Reader, out, stderr io.Writer, log *slog.Logger) (err error) {
 	enc := record.NewEncoder(out)
+	defer func() {
+		if ctx.Err() == nil {
+			if werr := enc.End(Stage); werr != nil && err == nil {
+				err = fmt.Errorf("writing stdout: %w", werr)
+			}
+		}
+	}()
 	fail := func(err error) error {
 		rec := record.Error{Stage: Stage, Error: strings.TrimPrefix(err.Error(), Stage+": ")}
 		var de *record.DecodeError

@@ -30,7 +30,14 @@ func testLogger(w io.Writer) *slog.Logger {
 	}))
 }
 
+// run runs farm-plan on input ended as farm-nodes ends it, with an end
+// record (see runRaw).
 func run(t *testing.T, input string, opts Options) (stdout, stderr string, err error) {
+	t.Helper()
+	return runRaw(t, input+nodesEnd+"\n", opts)
+}
+
+func runRaw(t *testing.T, input string, opts Options) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err = Run(context.Background(), opts, strings.NewReader(input), &out, &errOut, testLogger(&errOut))
@@ -111,7 +118,27 @@ const (
 	aJob    = `{"v":1,"kind":"job","platform":"linux/amd64","node":{"v":1,"kind":"node","name":"a"},"emulated":false,"alternatives":[]}`
 	anImage = `{"v":1,"kind":"image","platform":"linux/amd64","node":"a","id":"sha256:1"}`
 	aList   = `{"v":1,"kind":"manifest","name":"app","instances":[]}`
+	// nodesEnd ends a complete stream from farm-nodes; planEnd farm-plan's.
+	nodesEnd = `{"v":1,"kind":"end","stage":"farm-nodes"}`
+	planEnd  = `{"v":1,"kind":"end","stage":"farm-plan"}`
 )
+
+// TestRunTruncatedInput: farm-nodes died after some node records (no end
+// record): farm-plan plans nothing, says why in an error record, and still
+// ends its own stream, which is complete: it holds the error.
+func TestRunTruncatedInput(t *testing.T) {
+	for _, input := range []string{nodeA + "\n", upErr + "\n" + nodeA + "\n" + nodeB + "\n"} {
+		stdout, _, err := runRaw(t, input, Options{})
+		if err == nil || !strings.Contains(err.Error(), "without an end record") {
+			t.Fatalf("error %v, want one saying the input has no end record", err)
+		}
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		last := lines[len(lines)-1]
+		if strings.Contains(stdout, `"kind":"job"`) || !strings.Contains(lines[len(lines)-2], "without an end record") || last != planEnd {
+			t.Errorf("want the error record and the end record, no job:\n%s", stdout)
+		}
+	}
+}
 
 func TestRun(t *testing.T) {
 	tests := []struct {
@@ -236,13 +263,13 @@ func TestRun(t *testing.T) {
 // the platform, for whoever reads the end of the pipeline.
 func TestRunErrorRecords(t *testing.T) {
 	stdout, _, _ := run(t, nodeA+"\n"+aJob+"\n", Options{})
-	want := `{"v":1,"kind":"error","stage":"farm-plan","error":"a job record; farm-plan reads node records (did you pipe farm-plan into itself?)","line":2}` + "\n"
+	want := `{"v":1,"kind":"error","stage":"farm-plan","error":"a job record; farm-plan reads node records (did you pipe farm-plan into itself?)","line":2}` + "\n" + planEnd + "\n"
 	if stdout != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
 	}
 	stdout, _, _ = run(t, nodeA+"\n", Options{Platforms: plats(t, "s390x")})
 	want = `{"v":1,"kind":"error","stage":"farm-plan","error":"linux/s390x: no reachable node builds it natively or by emulation; ` +
-		`nodes considered: a (native: linux/amd64; emulated: linux/arm64)","platform":"linux/s390x"}` + "\n"
+		`nodes considered: a (native: linux/amd64; emulated: linux/arm64)","platform":"linux/s390x"}` + "\n" + planEnd + "\n"
 	if stdout != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
 	}
@@ -278,7 +305,7 @@ func TestRunPassesErrorsAtOnce(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the error record was not passed on before the input ended")
 	}
-	if _, err := io.WriteString(feed, nodeA+"\n"); err != nil {
+	if _, err := io.WriteString(feed, nodeA+"\n"+nodesEnd+"\n"); err != nil {
 		t.Fatal(err)
 	}
 	feed.Close()
@@ -287,5 +314,8 @@ func TestRunPassesErrorsAtOnce(t *testing.T) {
 	}
 	if got := <-out; !strings.Contains(got, `"kind":"job"`) {
 		t.Errorf("then wrote %q, want the job", got)
+	}
+	if got := <-out; got != planEnd+"\n" {
+		t.Errorf("then wrote %q, want the end record", got)
 	}
 }

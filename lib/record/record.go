@@ -26,6 +26,7 @@ const (
 	KindImage    = "image"
 	KindManifest = "manifest"
 	KindError    = "error"
+	KindEnd      = "end"
 )
 
 // Record is one line of the stream.
@@ -120,6 +121,17 @@ type Error struct {
 	Extra    Extra  `json:"-"`
 }
 
+// End is the last record of a complete stream. Every stage writes it after
+// everything else it had to say, unless it was interrupted; a reader that
+// meets the end of its input without one knows the stage before it died
+// (SIGKILL, a crash, Ctrl-C) and its output may be incomplete. A stage that
+// passes records on passes the end record on last, or writes its own.
+type End struct {
+	// Stage wrote the record (informational: any end record ends a stream).
+	Stage string `json:"stage,omitempty"`
+	Extra Extra  `json:"-"`
+}
+
 // Kind implements Record.
 func (*Node) Kind() string { return KindNode }
 
@@ -134,6 +146,9 @@ func (*Manifest) Kind() string { return KindManifest }
 
 // Kind implements Record.
 func (*Error) Kind() string { return KindError }
+
+// Kind implements Record.
+func (*End) Kind() string { return KindEnd }
 
 // Reachable reports whether farm-nodes could talk to the node.
 func (n *Node) Reachable() bool { return n.Error == "" }
@@ -299,6 +314,12 @@ func (e Error) MarshalJSON() ([]byte, error) {
 	return marshal(KindError, plain(e), e.Extra)
 }
 
+// MarshalJSON implements json.Marshaler.
+func (e End) MarshalJSON() ([]byte, error) {
+	type plain End
+	return marshal(KindEnd, plain(e), e.Extra)
+}
+
 // UnmarshalJSON keeps unknown fields in Extra.
 func (n *Node) UnmarshalJSON(b []byte) error { return unmarshal(b, n) }
 
@@ -339,6 +360,14 @@ func (e *Error) decodeFields(b []byte, all map[string]json.RawMessage) error {
 	return decodeFields(b, all, (*plain)(e), &e.Extra)
 }
 
+// UnmarshalJSON implements json.Unmarshaler.
+func (e *End) UnmarshalJSON(b []byte) error { return unmarshal(b, e) }
+
+func (e *End) decodeFields(b []byte, all map[string]json.RawMessage) error {
+	type plain End
+	return decodeFields(b, all, (*plain)(e), &e.Extra)
+}
+
 // fieldsDecoder decodes a record whose object has already been parsed into
 // a map of its fields. Decode has that map from reading the header; using
 // it saves parsing every line a second time.
@@ -352,6 +381,7 @@ var (
 	_ fieldsDecoder = (*Image)(nil)
 	_ fieldsDecoder = (*Manifest)(nil)
 	_ fieldsDecoder = (*Error)(nil)
+	_ fieldsDecoder = (*End)(nil)
 )
 
 // header names the fields every record has; they are never kept in Extra.

@@ -90,10 +90,13 @@ func samples() []sample {
 		{"error_line", &Error{Stage: "farm-build", Error: `farm-build: stdin line 3: unknown kind "nod" (want one of node, job, image, manifest, error)`, Line: 3}},
 		{"error_zero", &Error{}},
 		{"error_extra", &Error{Stage: "my-stage", Error: "quota <exceeded> & more", Extra: Extra{"retry": json.RawMessage(`false`)}}},
+		{"end", &End{Stage: "farm-build"}},
+		{"end_zero", &End{}},
+		{"end_extra", &End{Stage: "my-stage", Extra: Extra{"records": json.RawMessage(`3`)}}},
 	}
 }
 
-var allKinds = []string{KindNode, KindJob, KindImage, KindManifest, KindError}
+var allKinds = []string{KindNode, KindJob, KindImage, KindManifest, KindError, KindEnd}
 
 func encode(t testing.TB, r Record) []byte {
 	t.Helper()
@@ -136,6 +139,10 @@ func normalize(t testing.TB, r Record) Record {
 		m.Extra = normExtra(t, m.Extra)
 		return &m
 	case *Error:
+		e := *r
+		e.Extra = normExtra(t, e.Extra)
+		return &e
+	case *End:
 		e := *r
 		e.Extra = normExtra(t, e.Extra)
 		return &e
@@ -342,6 +349,8 @@ func TestFieldOrder(t *testing.T) {
 
 func extraOf(r Record) Extra {
 	switch r := r.(type) {
+	case *End:
+		return r.Extra
 	case *Node:
 		return r.Extra
 	case *Job:
@@ -583,7 +592,7 @@ func TestNullLists(t *testing.T) {
 }
 
 func TestKind(t *testing.T) {
-	for r, want := range map[Record]string{&Node{}: "node", &Job{}: "job", &Image{}: "image", &Manifest{}: "manifest", &Error{}: "error"} {
+	for r, want := range map[Record]string{&Node{}: "node", &Job{}: "job", &Image{}: "image", &Manifest{}: "manifest", &Error{}: "error", &End{}: "end"} {
 		if r.Kind() != want {
 			t.Errorf("%T.Kind() = %q, want %q", r, r.Kind(), want)
 		}

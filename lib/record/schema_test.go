@@ -27,6 +27,7 @@ var kindTypes = map[string]reflect.Type{
 	KindImage:    reflect.TypeOf(Image{}),
 	KindManifest: reflect.TypeOf(Manifest{}),
 	KindError:    reflect.TypeOf(Error{}),
+	KindEnd:      reflect.TypeOf(End{}),
 }
 
 func loadSchema(t *testing.T, kind string) map[string]any {

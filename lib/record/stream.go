@@ -27,6 +27,24 @@ func (e *DecodeError) Error() string {
 	return fmt.Sprintf("%s: stdin line %d: %s", e.Stage, e.Line, e.Msg)
 }
 
+// ErrTruncated is what a TruncatedError is (errors.Is).
+var ErrTruncated = errors.New("no end record")
+
+// TruncatedError says the input ended without an end record, after at least
+// one record: the stage before did not finish, and what it wrote may be
+// incomplete.
+type TruncatedError struct {
+	Stage string
+	Line  int // the last line read
+}
+
+func (e *TruncatedError) Error() string {
+	return fmt.Sprintf("%s: stdin ended after line %d without an end record: the stage before did not finish (killed, crashed or interrupted), so its output may be incomplete", e.Stage, e.Line)
+}
+
+// Unwrap makes errors.Is(err, ErrTruncated) true.
+func (e *TruncatedError) Unwrap() error { return ErrTruncated }
+
 // Decoder reads records one line at a time, so a stage can start on the first
 // record while the stage before it is still working.
 type Decoder struct {
@@ -35,6 +53,8 @@ type Decoder struct {
 	line    int
 	maxLine int
 	failed  error
+	records int  // records returned
+	ended   bool // the end record was read
 }
 
 // NewDecoder reads records for the named stage (used in error messages).
@@ -45,15 +65,27 @@ func NewDecoder(stage string, r io.Reader) *Decoder {
 // Line is the number of the last line read (1-based).
 func (d *Decoder) Line() int { return d.line }
 
-// Next returns the next record, or io.EOF at the end of input. After an error
-// every further call returns the same error: a stream is not trusted past a
-// bad line.
+// Ended reports whether the end record was read.
+func (d *Decoder) Ended() bool { return d.ended }
+
+// Next returns the next record, or io.EOF at the end of the stream: after
+// its end record (which Next does not return, and nothing after which is
+// read), or at the end of an input that held no record at all. An input
+// that ends after records but without an end record is a *TruncatedError.
+// After an error every further call returns the same error: a stream is not
+// trusted past a bad line.
 func (d *Decoder) Next() (Record, error) {
 	if d.failed != nil {
 		return nil, d.failed
 	}
+	if d.ended {
+		return nil, io.EOF
+	}
 	for {
 		line, err := d.readLine()
+		if err == io.EOF && d.records > 0 {
+			err = &TruncatedError{Stage: d.stage, Line: d.line}
+		}
 		if err != nil {
 			if err != io.EOF {
 				d.failed = err
@@ -68,6 +100,11 @@ func (d *Decoder) Next() (Record, error) {
 			d.failed = &DecodeError{Stage: d.stage, Line: d.line, Msg: err.Error()}
 			return nil, d.failed
 		}
+		if _, ok := rec.(*End); ok {
+			d.ended = true
+			return nil, io.EOF
+		}
+		d.records++
 		return rec, nil
 	}
 }
@@ -125,7 +162,7 @@ func Decode(line []byte) (Record, error) {
 	}
 	rawKind, ok := head["kind"]
 	if !ok {
-		return nil, errors.New(`missing "kind" (one of node, job, image, manifest, error)`)
+		return nil, errors.New(`missing "kind" (one of node, job, image, manifest, error, end)`)
 	}
 	var kind string
 	if err := json.Unmarshal(rawKind, &kind); err != nil || rawKind[0] != '"' {
@@ -143,8 +180,10 @@ func Decode(line []byte) (Record, error) {
 		rec = &Manifest{}
 	case KindError:
 		rec = &Error{}
+	case KindEnd:
+		rec = &End{}
 	default:
-		return nil, fmt.Errorf("unknown kind %q (want one of node, job, image, manifest, error)", kind)
+		return nil, fmt.Errorf("unknown kind %q (want one of node, job, image, manifest, error, end)", kind)
 	}
 	// Not json.Unmarshal(line, rec): it would scan the line again to
 	// validate it, and rec's UnmarshalJSON would parse it into a map again.
@@ -199,6 +238,11 @@ type Encoder struct {
 
 // NewEncoder writes records to w.
 func NewEncoder(w io.Writer) *Encoder { return &Encoder{w: w} }
+
+// End writes the end record for stage, the last line of a complete stream:
+// call it once everything else was written (error records too), and not
+// when interrupted.
+func (e *Encoder) End(stage string) error { return e.Write(&End{Stage: stage}) }
 
 // Write encodes one record.
 func (e *Encoder) Write(r Record) error {

@@ -62,7 +62,7 @@ func TestDecoderErrors(t *testing.T) {
 		{"v only in upper case", prefix + `{"V":1,"kind":"node"}` + "\n", 1,
 			`farm-plan: stdin line 3: missing "v" (format version; this farm reads "v": 1)`},
 		{"missing kind", prefix + `{"v":1,"name":"a"}` + "\n", 1,
-			`farm-plan: stdin line 3: missing "kind" (one of node, job, image, manifest, error)`},
+			`farm-plan: stdin line 3: missing "kind" (one of node, job, image, manifest, error, end)`},
 		{"kind number", prefix + `{"v":1,"kind":3}` + "\n", 1,
 			`farm-plan: stdin line 3: "kind" must be a string, got 3`},
 		{"kind null", prefix + `{"v":1,"kind":null}` + "\n", 1,
@@ -70,9 +70,9 @@ func TestDecoderErrors(t *testing.T) {
 		{"kind object", prefix + `{"v":1,"kind":{"is":"node"}}` + "\n", 1,
 			`farm-plan: stdin line 3: "kind" must be a string, got {"is":"node"}`},
 		{"unknown kind", prefix + `{"v":1,"kind":"nod"}` + "\n", 1,
-			`farm-plan: stdin line 3: unknown kind "nod" (want one of node, job, image, manifest, error)`},
+			`farm-plan: stdin line 3: unknown kind "nod" (want one of node, job, image, manifest, error, end)`},
 		{"kind in upper case", prefix + `{"v":1,"kind":"NODE"}` + "\n", 1,
-			`farm-plan: stdin line 3: unknown kind "NODE" (want one of node, job, image, manifest, error)`},
+			`farm-plan: stdin line 3: unknown kind "NODE" (want one of node, job, image, manifest, error, end)`},
 		{"wrong field type", prefix + `{"v":1,"kind":"node","cpus":"four"}` + "\n", 1,
 			`farm-plan: stdin line 3: node record: field "cpus": want integer, got string`},
 		{"fraction for an integer", prefix + `{"v":1,"kind":"node","cpus":1.5}` + "\n", 1,
@@ -100,7 +100,7 @@ func TestDecoderErrors(t *testing.T) {
 		{"first line bad", "{\n", 0,
 			`farm-plan: stdin line 1: invalid JSON: unexpected end of JSON input (at byte 1)`},
 		{"after many blank lines", "\n\n \n\t\n\r\n" + `{"v":1}` + "\n", 0,
-			`farm-plan: stdin line 6: missing "kind" (one of node, job, image, manifest, error)`},
+			`farm-plan: stdin line 6: missing "kind" (one of node, job, image, manifest, error, end)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,7 +183,7 @@ func TestDecoderMaxLineFits(t *testing.T) {
 	if len(line) != MaxLine {
 		t.Fatalf("test line is %d bytes", len(line))
 	}
-	d := NewDecoder("farm-plan", strings.NewReader(line+"\n"+nodeLine+"\n"))
+	d := NewDecoder("farm-plan", strings.NewReader(line+"\n"+nodeLine+"\n"+endLine+"\n"))
 	for i := 0; i < 2; i++ {
 		if _, err := d.Next(); err != nil {
 			t.Fatalf("record %d: %v", i+1, err)
@@ -191,6 +191,36 @@ func TestDecoderMaxLineFits(t *testing.T) {
 	}
 	if _, err := d.Next(); err != io.EOF {
 		t.Errorf("end: %v, want io.EOF", err)
+	}
+}
+
+const endLine = `{"v":1,"kind":"end","stage":"farm-nodes"}`
+
+// A stream with records but no end record is truncated: the stage before
+// died. The error says so, stays, and is not io.EOF.
+func TestDecoderTruncated(t *testing.T) {
+	for _, input := range []string{nodeLine + "\n", nodeLine + "\n" + imageLine, nodeLine + "\n\n  \n"} {
+		d := NewDecoder("farm-manifest", strings.NewReader(input))
+		if _, err := d.Next(); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		for err == nil {
+			_, err = d.Next()
+		}
+		var te *TruncatedError
+		if !errors.As(err, &te) || !errors.Is(err, ErrTruncated) || te.Line != d.Line() {
+			t.Fatalf("%q: %v, want a TruncatedError at line %d", input, err, d.Line())
+		}
+		if !strings.HasPrefix(err.Error(), "farm-manifest: stdin ended after line ") || !strings.Contains(err.Error(), "without an end record") {
+			t.Errorf("message %q", err)
+		}
+		if _, again := d.Next(); again != err {
+			t.Errorf("after the truncation Next returned %v", again)
+		}
+		if d.Ended() {
+			t.Error("Ended() on a truncated stream")
+		}
 	}
 }
 
@@ -203,10 +233,12 @@ func TestDecoderStream(t *testing.T) {
 	}{
 		{"empty input", "", nil, 0},
 		{"only blank lines", "\n\n  \n", nil, 3},
-		{"last line without newline", nodeLine + "\n" + imageLine, []string{"node", "image"}, 2},
-		{"blank lines skipped", "\n" + nodeLine + "\n\n\n" + imageLine + "\n\n", []string{"node", "image"}, 6},
-		{"CRLF line ends", nodeLine + "\r\n" + imageLine + "\r\n", []string{"node", "image"}, 2},
-		{"spaces around a record", "  " + nodeLine + "\t\n", []string{"node"}, 1},
+		{"last line without newline", nodeLine + "\n" + imageLine + "\n" + endLine, []string{"node", "image"}, 3},
+		{"blank lines skipped", "\n" + nodeLine + "\n\n\n" + imageLine + "\n\n" + endLine + "\n\n", []string{"node", "image"}, 7},
+		{"CRLF line ends", nodeLine + "\r\n" + imageLine + "\r\n" + endLine + "\r\n", []string{"node", "image"}, 3},
+		{"spaces around a record", "  " + nodeLine + "\t\n " + endLine + "\n", []string{"node"}, 2},
+		{"only the end record", endLine + "\n", nil, 1},
+		{"nothing after the end record is read", nodeLine + "\n" + endLine + "\n" + "garbage\n", []string{"node"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

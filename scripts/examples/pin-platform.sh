@@ -10,6 +10,9 @@
 # node's native platforms, with every other reachable node that lists
 # PLATFORM (natively first, then by emulation, each by name) as the
 # alternatives farm-build fails over to. Error records are passed on.
+# farm-nodes ends its output with an end record; without one it died part
+# way, and this script plans nothing. Its own output ends with one too, the
+# last line it writes (farm-build builds nothing from a plan without it).
 #
 # Platforms must be canonical (linux/amd64, linux/arm64, linux/arm/v7), as
 # farm-nodes writes them: this script compares strings and does not know
@@ -88,9 +91,11 @@ problems=$(jq -rs "$pins"'
 	. as $recs
 	| [$recs[] | select(type == "object" and .kind == "node")] as $nodes
 	| ($recs | to_entries[]
-		| select((.value | type) != "object" or .value.v != 1 or (.value.kind != "node" and .value.kind != "error"))
+		| select((.value | type) != "object" or .value.v != 1 or (.value.kind != "node" and .value.kind != "error" and .value.kind != "end"))
 		| "record \(.key + 1): \(.value | tojson | .[:60]): not a version 1 node or error record; \($ARGS.named.me) reads what farm-nodes writes"),
-	  (if ($nodes | length) == 0 then "no node records on stdin: farm-nodes | \($ARGS.named.me) PLATFORM=NODE" else empty end),
+	  (if ($nodes | length) == 0 then "no node records on stdin: farm-nodes | \($ARGS.named.me) PLATFORM=NODE"
+	   elif any($recs[]; type == "object" and .kind == "end") | not then "stdin ended without an end record: farm-nodes did not finish (killed or interrupted?), so these are not all the nodes"
+	   else empty end),
 	  (if ($nodes | length) == 0 then empty else pins[] | . as $p
 		| [$nodes[] | select(.name == $p.node)][0] as $n
 		| if $n == null then
@@ -129,3 +134,5 @@ jq -cs "$pins"'
 		)
 	}
 ' --args "$@" <"$input"
+# The end record, last: the plan is complete.
+printf '%s\n' '{"v":1,"kind":"end","stage":"pin-platform.sh"}'

@@ -9,7 +9,6 @@ package lab
 // binaries in bin/; none of these inputs gets as far as a node.
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -68,8 +67,8 @@ func badStages(t *testing.T) []badStage {
 		},
 		{
 			name: "farm-build", args: []string{"-t", "localhost/farm-test/bad:1", ctxDir},
-			// Before the bad line only an error record: a job there would
-			// start a build (TestBadLineCancelsRunningBuild covers that).
+			// Before the bad line only an error record; a job there
+			// starts no build either (TestBadLineBeforeThePlanEndsBuildsNothing).
 			before: upstreamBefore, after: job,
 			wrongType:    `{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":"lab-1","cpus":"two"}}`,
 			wrongTypeMsg: `job record: field "node.cpus": want integer, got string`,
@@ -197,13 +196,17 @@ func TestBadInputEveryStage(t *testing.T) {
 	}
 }
 
-// A bad line while a build already runs: farm-build cancels it (the RUN
-// step is killed on the node), writes nothing but the error record about
-// the line, and exits 1.
-func TestBadLineCancelsRunningBuild(t *testing.T) {
+// A bad line before the plan's end record: farm-build has started no build
+// (it builds only from a whole plan), writes nothing but the error record
+// about the line and its end record, and exits 1.
+func TestBadLineBeforeThePlanEndsBuildsNothing(t *testing.T) {
 	plan, err := os.ReadFile(pinnedJob(t, "linux/amd64", "lab-1"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSpace(string(plan)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], `"kind":"end"`) {
+		t.Fatalf("want a job and the end record:\n%s", plan)
 	}
 	sleep := "331"
 	r, w, err := os.Pipe()
@@ -214,28 +217,30 @@ func TestBadLineCancelsRunningBuild(t *testing.T) {
 	tag := "localhost/farm-test/badline:1"
 	p := relStart(t, nil, r, "farm-build", "--log-level", "debug", "-t", tag, "--no-cache", "--build-arg", "SLEEP="+sleep, "test/lab/testdata/slow")
 	r.Close()
-	if _, err := w.Write(plan); err != nil {
+	if _, err := w.Write([]byte(lines[0])); err != nil {
 		t.Fatal(err)
 	}
-	relWaitFor(t, p, p.stderr, "sleeping "+sleep+"s", time.Minute)
+	relWaitFor(t, p, p.stderr, "build context ready", time.Minute)
+	time.Sleep(3 * time.Second) // time enough to start a build, if it would
+	if strings.Contains(relRead(p.stderr), "msg=building") {
+		t.Fatalf("a build started before the plan ended:\n%s", relRead(p.stderr))
+	}
 	w.Write([]byte("{\"v\":1,\"kind\":\"job\",\"platform\":\n"))
 	w.Close()
 	if code := p.wait(t, time.Minute); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	recs := p.records(t)
-	if len(recs) != 1 {
-		t.Fatalf("want only the error record about line 2, got %s", relRead(p.stdout))
+	if len(recs) != 1 || !ended(relRead(p.stdout)) {
+		t.Fatalf("want only the error record about line 2 and the end record, got %s", relRead(p.stdout))
 	}
 	if e, ok := recs[0].(*record.Error); !ok || e.Line != 2 || !strings.Contains(e.Error, "farm-build: stdin line 2: invalid JSON") {
 		t.Fatalf("want the error record about line 2, got %+v", recs[0])
 	}
-	noProcess(t, "sleep "+sleep, 10*time.Second)
-	relNoJobLeft(t, relJobIDs(relRead(p.stderr)), 10*time.Second)
-	if where := relFindImage(t, "", tag+"-linux-amd64"); len(where) != 0 {
-		t.Errorf("the cancelled build left images: %v", where)
+	if strings.Contains(relRead(p.stderr), "msg=building") || strings.Contains(relRead(p.stderr), "sleeping "+sleep) {
+		t.Errorf("a build started from a bad plan")
 	}
-	if !bytes.Contains([]byte(relRead(p.stderr)), []byte("farm-build: stdin line 2: invalid JSON")) {
-		t.Errorf("stderr should name the bad line")
+	if where := relFindImage(t, "", tag+"-linux-amd64"); len(where) != 0 {
+		t.Errorf("images from a bad plan: %v", where)
 	}
 }

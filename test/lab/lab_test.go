@@ -121,12 +121,15 @@ func lab(t *testing.T, args ...string) {
 	}
 }
 
-// decode parses a record stream and fails the test on any bad line.
+// decode parses a record stream and fails the test on any bad line, and on
+// a record after an end record. The end record is not returned: ended
+// says whether the stream has one.
 func decode(t *testing.T, stream string) []record.Record {
 	t.Helper()
 	var out []record.Record
 	sc := bufio.NewScanner(strings.NewReader(stream))
 	sc.Buffer(nil, record.MaxLine)
+	end := false
 	for sc.Scan() {
 		if strings.TrimSpace(sc.Text()) == "" {
 			continue
@@ -135,9 +138,23 @@ func decode(t *testing.T, stream string) []record.Record {
 		if err != nil {
 			t.Fatalf("bad record %q: %v", sc.Text(), err)
 		}
-		out = append(out, r)
+		if end {
+			t.Fatalf("a record after the end record: %q", sc.Text())
+		}
+		if _, end = r.(*record.End); !end {
+			out = append(out, r)
+		}
 	}
 	return out
+}
+
+// ended reports whether a record stream is complete: its last record is an
+// end record.
+func ended(stream string) bool {
+	lines := strings.Split(strings.TrimSpace(stream), "\n")
+	r, err := record.Decode([]byte(lines[len(lines)-1]))
+	_, ok := r.(*record.End)
+	return err == nil && ok
 }
 
 func nodesOf(recs []record.Record) map[string]*record.Node {

@@ -164,7 +164,8 @@ uri = "ftp://root:%[3]s@127.0.0.1/podman.sock"
 	badJobs := relWriteFile(t, filepath.Join(dir, "bad-jobs.jsonl"), fmt.Sprintf(
 		`{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":"pw-refused","uri":"ssh://root:%[1]s@%[2]s/run/podman/podman.sock","identity":%[3]q}}`+"\n"+
 			`{"v":1,"kind":"job","platform":"linux/arm64","node":{"name":"pw-badport","uri":"ssh://root:%[1]s@127.0.0.1:notaport/x.sock","identity":%[3]q}}`+"\n"+
-			`{"v":1,"kind":"job","platform":"linux/riscv64","node":{"name":"pw-pubkey","uri":%[4]q,"identity":"%[3]s.pub"}}`+"\n",
+			`{"v":1,"kind":"job","platform":"linux/riscv64","node":{"name":"pw-pubkey","uri":%[4]q,"identity":"%[3]s.pub"}}`+"\n"+
+			`{"v":1,"kind":"end"}`+"\n",
 		uriPassword, closed, key, withPW(labVar(t, "FARM_LAB_1_URI"))))
 
 	steps := []struct {
@@ -450,9 +451,12 @@ func TestNoPasswordFromMalformedURIs(t *testing.T) {
 	}
 	var conf, jobs strings.Builder
 	conf.WriteString(fmt.Sprintf("[engine.service_destinations.lab-1]\nuri = %q\nidentity = %q\n", labVar(t, "FARM_LAB_1_URI"), key))
+	plats := []string{"linux/amd64", "linux/arm64", "linux/386", "linux/s390x"}
 	for name, uri := range uris {
 		conf.WriteString(fmt.Sprintf("[engine.service_destinations.%s]\nuri = %q\nidentity = %q\n", name, uri, key))
-		jobs.WriteString(fmt.Sprintf(`{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":%q,"uri":%q,"identity":%q}}`+"\n", name, uri, key))
+		// One platform each: a plan names a platform once.
+		jobs.WriteString(fmt.Sprintf(`{"v":1,"kind":"job","platform":%q,"node":{"name":%q,"uri":%q,"identity":%q}}`+"\n", plats[0], name, uri, key))
+		plats = plats[1:]
 	}
 	env := []string{"CONTAINERS_CONF=" + relWriteFile(t, filepath.Join(dir, "containers.conf"), conf.String()), "FARM_LOG_LEVEL=debug"}
 	nodes := filepath.Join(dir, "nodes.jsonl")
@@ -461,7 +465,7 @@ func TestNoPasswordFromMalformedURIs(t *testing.T) {
 		"farm-nodes --timeout 5s > " + nodes + "; cat " + nodes,
 		"farm-nodes --timeout 5s --format table",
 		"farm-plan --platforms linux/amd64 --explain < " + nodes,
-		"farm-build --timeout 20s -t localhost/farm-test/malformed:1 " + ctxDir + " < " + relWriteFile(t, filepath.Join(dir, "jobs.jsonl"), jobs.String()),
+		"farm-build --timeout 20s -t localhost/farm-test/malformed:1 " + ctxDir + " < " + relWriteFile(t, filepath.Join(dir, "jobs.jsonl"), jobs.String()+`{"v":1,"kind":"end"}`+"\n"),
 	} {
 		r := run(t, env, script)
 		for _, out := range []string{r.stdout, r.stderr} {
