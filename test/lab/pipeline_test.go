@@ -141,7 +141,8 @@ func TestFailingBuildLeavesNoList(t *testing.T) {
 func pinnedJob(t *testing.T, platform, node string) string {
 	t.Helper()
 	plan := filepath.Join(t.TempDir(), "plan.jsonl")
-	r := run(t, nil, fmt.Sprintf("farm-nodes --farm lab | scripts/examples/pin-platform.sh %s=%s > %s", platform, node, plan))
+	// A generous --timeout: the lab machine is shared and often loaded.
+	r := run(t, nil, fmt.Sprintf("farm-nodes --farm lab --timeout 60s | scripts/examples/pin-platform.sh %s=%s > %s", platform, node, plan))
 	if r.code != 0 {
 		t.Fatalf("planning: exit %d", r.code)
 	}
@@ -344,10 +345,14 @@ func TestAllowPartial(t *testing.T) {
 		t.Fatalf("build exit %d", r.code)
 	}
 	// A failure upstream for another platform, as farm-build reports one.
+	// It goes before farm-build's end record: nothing after that is read.
 	failure := `{"v":1,"kind":"error","stage":"farm-build","error":"building linux/arm64 on lab-2: exit status 1","platform":"linux/arm64","node":"lab-2"}`
-	f, _ := os.OpenFile(built, os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString(failure + "\n")
-	f.Close()
+	end := `{"v":1,"kind":"end","stage":"farm-build"}` + "\n"
+	stream := relRead(built)
+	if !strings.HasSuffix(stream, end) {
+		t.Fatalf("farm-build's output does not end with its end record:\n%s", stream)
+	}
+	relWriteFile(t, built, strings.TrimSuffix(stream, end)+failure+"\n"+end)
 
 	r = run(t, nil, "farm-manifest < "+built)
 	if r.code != 1 || !strings.Contains(r.stderr, "linux/arm64") {
