@@ -285,6 +285,7 @@ func TestProcessRunsJobsAndUndoes(t *testing.T) {
 	enc := record.NewEncoder(&in)
 	enc.Write(f.job("linux/amd64"))
 	enc.Write(f.job("linux/arm64"))
+	enc.End("farm-plan")
 	f.a.Handle(http.MethodPost, "/build", func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.Query().Get("platform"), "arm64") {
 			buildFails(w, r)
@@ -300,8 +301,8 @@ func TestProcessRunsJobsAndUndoes(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 platforms failed") {
 		t.Fatalf("Process: %v", err)
 	}
-	if n := strings.Count(out.String(), "\n"); n != 2 {
-		t.Errorf("%d records:\n%s", n, out.String())
+	if n := strings.Count(out.String(), "\n"); n != 3 || !strings.HasSuffix(out.String(), `{"v":1,"kind":"end","stage":"farm-build"}`+"\n") {
+		t.Errorf("%d records, want 2 and the end record:\n%s", n, out.String())
 	}
 	if len(f.local.Images()) != 1 {
 		t.Fatalf("local storage %v", f.local.Images())

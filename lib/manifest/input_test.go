@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -12,14 +13,20 @@ func TestRead(t *testing.T) {
 		return `{"v":1,"kind":"image","platform":"` + p + `","id":"` + id + `","tag":"r/x:1"}` + "\n"
 	}
 	failed := `{"v":1,"kind":"error","stage":"farm-build","error":"exit status 1","platform":"linux/arm64"}` + "\n"
+	end := `{"v":1,"kind":"end","stage":"farm-build"}` + "\n"
 	tests := []struct {
 		name, in       string
 		imgs, failures int
 		wantErr        string
 	}{
-		{name: "two images", in: img("linux/amd64", "a") + img("linux/arm64", "b"), imgs: 2},
-		{name: "image and failure", in: img("linux/amd64", "a") + failed, imgs: 1, failures: 1},
-		{name: "only failures", in: failed, failures: 1, wantErr: "only errors: linux/arm64 (exit status 1)"},
+		{name: "two images", in: img("linux/amd64", "a") + img("linux/arm64", "b") + end, imgs: 2},
+		{name: "image and failure", in: img("linux/amd64", "a") + failed + end, imgs: 1, failures: 1},
+		{name: "only failures", in: failed + end, failures: 1, wantErr: "only errors: linux/arm64 (exit status 1)"},
+		{name: "nothing after the end is read", in: img("linux/amd64", "a") + end + img("linux/arm64", "b"), imgs: 1},
+		// farm-build died: what arrived comes back with the truncation,
+		// for --allow-partial.
+		{name: "truncated", in: img("linux/amd64", "a") + failed, imgs: 1, failures: 1, wantErr: "stdin ended after line 2 without an end record"},
+		{name: "truncated, only failures", in: failed, failures: 1, wantErr: "stdin ended after line 1 without an end record"},
 		{name: "nothing", in: "", wantErr: "no image records"},
 		{name: "wrong kind", in: img("linux/amd64", "a") + `{"v":1,"kind":"job","platform":"linux/arm64"}` + "\n",
 			wantErr: "farm-manifest: stdin line 2: a job record; farm-manifest reads image records"},
@@ -36,7 +43,7 @@ func TestRead(t *testing.T) {
 			} else if err != nil {
 				t.Fatal(err)
 			}
-			if tc.wantErr == "" && (len(imgs) != tc.imgs || len(failures) != tc.failures) {
+			if (tc.wantErr == "" || errors.Is(err, record.ErrTruncated)) && (len(imgs) != tc.imgs || len(failures) != tc.failures) {
 				t.Fatalf("%d images, %d failures; want %d, %d", len(imgs), len(failures), tc.imgs, tc.failures)
 			}
 			// Failures read before the problem still pass on.
