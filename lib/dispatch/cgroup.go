@@ -17,7 +17,8 @@ import (
 //   - where the node allows it (rootful), the job runs in a cgroup of its
 //     own, named after the job, and every process in it is killed;
 //   - everywhere, each RUN step of the job is found through its OCI runtime
-//     state: buildah runs a step under a "buildah-oci-runtime" process
+//     state: buildah runs a step under a process it re-executes as
+//     "buildah-oci-runtime" (its comm is "exe")
 //     whose working directory is the step's bundle (config.json, hosts,
 //     pid). The build request adds a host entry naming the job (marker), so
 //     the bundle's hosts file tells the job's steps from others', and the
@@ -59,13 +60,16 @@ func stopScript(jobID string, cgroup, kill bool) string {
 	if kill {
 		b.WriteString(`steps() {
 	for p in /proc/[0-9]*; do
-		read -r c < "$p/comm" 2>/dev/null || continue
-		[ "$c" = buildah-oci-run ] || continue
+		# buildah re-executes itself (comm "exe") as buildah-oci-runtime
+		{ read -r c < "$p/comm"; } 2>/dev/null || continue
+		case $c in exe|buildah-oci-run) ;; *) continue ;; esac
+		case $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) in buildah-oci-runtime*) ;; *) continue ;; esac
 		grep -qs "[[:space:]]$id\.invalid\$" "$p/cwd/hosts" || continue
+		# no pid file yet: the step is being created (the next round
+		# sees it); none any more: it ended and its runtime cleans up
 		init=""
-		read -r init < "$p/cwd/pid" 2>/dev/null
-		# no init yet (the step is being created): its runtime goes
-		echo "${init:-${p#/proc/}}"
+		{ read -r init < "$p/cwd/pid"; } 2>/dev/null
+		[ -n "$init" ] && [ -d "/proc/$init" ] && echo "$init"
 	done
 }
 for i in 1 2 3 4 5; do

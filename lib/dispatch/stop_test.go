@@ -39,8 +39,8 @@ func TestStopScriptShapes(t *testing.T) {
 	}
 }
 
-// step is a stand-in for a RUN step as buildah runs it: a process named
-// buildah-oci-runtime whose working directory is a bundle with hosts and
+// step is a stand-in for a RUN step as buildah runs it: a process run as
+// buildah-oci-runtime (comm "exe") whose working directory is a bundle with hosts and
 // pid files, the pid being the step's init (here another process).
 type step struct {
 	runtime, init *exec.Cmd
@@ -52,19 +52,20 @@ func startStep(t *testing.T, dir, jobID string) step {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// buildah re-executes /proc/self/exe with argv[0] buildah-oci-runtime:
+	// its comm is "exe". A link named exe, run with that argv[0], is alike.
 	bin := filepath.Join(dir, "bin")
 	os.MkdirAll(bin, 0o755)
-	rt := filepath.Join(bin, "buildah-oci-runtime")
-	if _, err := os.Lstat(rt); err != nil {
-		if err := os.Symlink(sleep, rt); err != nil {
+	exe := filepath.Join(bin, "exe")
+	if _, err := os.Lstat(exe); err != nil {
+		if err := os.Symlink(sleep, exe); err != nil {
 			t.Fatal(err)
 		}
 	}
 	bundle := filepath.Join(dir, jobID)
 	os.MkdirAll(bundle, 0o755)
 	init := exec.Command(sleep, "60")
-	runtime := exec.Command(rt, "60")
-	runtime.Dir = bundle
+	runtime := &exec.Cmd{Path: exe, Args: []string{"buildah-oci-runtime", "60"}, Dir: bundle}
 	for _, c := range []*exec.Cmd{init, runtime} {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)

@@ -55,7 +55,7 @@ part_call() {
 
 part_known() { local p; for p in "${PARTS[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
 parts_up() { if [[ -s $LAB/parts ]]; then cat "$LAB/parts"; fi; }
-part_is_up() { parts_up | grep -qxF -- "$1"; }
+part_is_up() { parts_up | grep -xF -- "$1" >/dev/null; }
 mark_part() { # mark_part NAME up|down
     local rest
     rest=$(parts_up | grep -vxF -- "$1" || true)
@@ -83,7 +83,7 @@ parts_output() { local p; for p in $(parts_up); do part_call "$p" "$1"; done; }
 part_of_node() {
     local p
     for p in "${PARTS[@]}"; do
-        part_call "$p" nodes | grep -qxF -- "$1" && { echo "$p"; return 0; }
+        part_call "$p" nodes | grep -xF -- "$1" >/dev/null && { echo "$p"; return 0; }
     done
     return 1
 }

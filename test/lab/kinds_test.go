@@ -1,0 +1,210 @@
+//go:build lab
+
+package lab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/farm-build/farm/lib/record"
+)
+
+// Node kinds beyond rootful podman 4.3.1 (scripts/lab/part-kinds.sh):
+// lab-p5 (rootful podman 5.4, Debian trixie) and lab-rootless (rootless
+// podman 4.3.1), and the farm mixed = lab-1, lab-p5, lab-rootless.
+
+// kindsTimeout is farm-nodes' --timeout here: lab-1's root shell is slow
+// to start on a loaded machine.
+const kindsTimeout = "--timeout 60s"
+
+func kindNodes(t *testing.T) []string {
+	t.Helper()
+	nodes := strings.Fields(labVar(t, "FARM_LAB_KIND_NODES"))
+	if len(nodes) != 2 {
+		t.Fatalf("FARM_LAB_KIND_NODES = %v, want lab-p5 and lab-rootless (scripts/farm-lab up brings them up)", nodes)
+	}
+	return nodes
+}
+
+// runsAs runs an image of the list locally and returns what it prints.
+func runsAs(t *testing.T, ref string) string {
+	t.Helper()
+	return podman(t, "run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", ref)
+}
+
+// TestKindsNodeRecords: farm-nodes tells each kind what it is.
+func TestKindsNodeRecords(t *testing.T) {
+	kindNodes(t)
+	r := run(t, nil, "farm-nodes --farm mixed "+kindsTimeout)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	nodes := nodesOf(decode(t, r.stdout))
+	want := map[string]struct {
+		podman   string
+		rootless bool
+		stop     string
+	}{
+		"lab-1":        {"4.", false, record.StopCgroup},
+		"lab-p5":       {"5.", false, record.StopCgroup},
+		"lab-rootless": {"4.", true, record.StopRuntime},
+	}
+	if len(nodes) != len(want) {
+		t.Fatalf("farm mixed gave %d nodes, want %d", len(nodes), len(want))
+	}
+	for name, w := range want {
+		n := nodes[name]
+		if n == nil || n.Error != "" {
+			t.Fatalf("%s: %+v", name, n)
+		}
+		if !strings.HasPrefix(n.Podman, w.podman) || n.Rootless != w.rootless || n.Stop != w.stop ||
+			n.CgroupVersion == "" || n.CgroupManager == "" || !contains(n.Emulated, "linux/arm64") {
+			t.Errorf("%s: podman %s rootless %v stop %s cgroup %s/%s emulated %v; want podman %s* rootless %v stop %s, arm64 emulated",
+				name, n.Podman, n.Rootless, n.Stop, n.CgroupManager, n.CgroupVersion, n.Emulated, w.podman, w.rootless, w.stop)
+		}
+	}
+}
+
+// kindsPipeline runs the whole pipeline from the node records of nodes
+// (farm-nodes arguments) for both platforms and checks the list: complete,
+// each instance built where wanted, and each runs and prints its arch.
+func kindsPipeline(t *testing.T, nodes, image string, wantNode map[string]string) {
+	t.Helper()
+	exec.Command("podman", "manifest", "rm", image).Run()
+	t.Cleanup(func() { exec.Command("podman", "manifest", "rm", image).Run() })
+	built := filepath.Join(t.TempDir(), "built.jsonl")
+	r := run(t, nil, "set -o pipefail; farm-nodes "+nodes+" "+kindsTimeout+" | farm-plan --platforms linux/amd64,linux/arm64 "+
+		"| farm-build -t "+image+" --no-cache test/lab/testdata/targetarch | tee "+built+" | farm-manifest")
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	m, ok := decode(t, r.stdout)[0].(*record.Manifest)
+	if !ok || len(m.Instances) != 2 {
+		t.Fatalf("manifest record %s", r.stdout)
+	}
+	data, _ := os.ReadFile(built)
+	imgs := imagesOf(decode(t, string(data)))
+	for plat, arch := range map[string]string{"linux/amd64": "x86_64", "linux/arm64": "aarch64"} {
+		img := imgs[plat]
+		if img == nil {
+			t.Fatalf("no image for %s", plat)
+		}
+		if want := wantNode[plat]; want != "" && img.Node != want {
+			t.Errorf("%s built on %s, want %s", plat, img.Node, want)
+		}
+		if img.Emulated != (plat == "linux/arm64") {
+			t.Errorf("%s: emulated %v", plat, img.Emulated)
+		}
+		if out := runsAs(t, img.Ref); !strings.Contains(out, arch) {
+			t.Errorf("%s from %s prints %q, want %s", plat, img.Node, out, arch)
+		}
+	}
+}
+
+// TestKindsPipelineMixed: the whole pipeline on the farm mixed.
+func TestKindsPipelineMixed(t *testing.T) {
+	kindNodes(t)
+	kindsPipeline(t, "--farm mixed", "localhost/farm-test/kinds-mixed:1", nil)
+}
+
+// TestKindsPipelinePinned: the whole pipeline on each kind alone: amd64
+// native, arm64 emulated, emulation, pull-back and clean-up there.
+func TestKindsPipelinePinned(t *testing.T) {
+	for _, n := range kindNodes(t) {
+		t.Run(n, func(t *testing.T) {
+			kindsPipeline(t, "--node "+n, "localhost/farm-test/kinds-"+n+":1",
+				map[string]string{"linux/amd64": n, "linux/arm64": n})
+		})
+	}
+}
+
+// nodePids lists which of pids still exist on the node, asked on the node
+// itself (as its own user, in its own mount namespace).
+func nodePids(t *testing.T, node string, pids []string) []string {
+	t.Helper()
+	script := "for p in " + strings.Join(pids, " ") + "; do [ -d /proc/$p ] && echo $p; done; exit 0"
+	key := labVar(t, "FARM_LAB_KEY")
+	user, port := "root", labVar(t, "FARM_LAB_P5_PORT")
+	if node == "lab-rootless" {
+		user, port = labVar(t, "FARM_LAB_ROOTLESS_USER"), labVar(t, "FARM_LAB_ROOTLESS_PORT")
+	}
+	out, err := exec.Command("ssh", "-i", key, "-p", port, "-o", "BatchMode=yes", user+"@127.0.0.1", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh %s: %v %s", node, err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestKindsInterruptStopsTheBuild: Ctrl-C during a long RUN step on each
+// kind: exit 130, and 2 s later no process of the step is left on the
+// node, checked by pid there. On lab-rootless no cgroup can be made: the
+// step is found through its OCI runtime state.
+func TestKindsInterruptStopsTheBuild(t *testing.T) {
+	for i, n := range kindNodes(t) {
+		t.Run(n, func(t *testing.T) {
+			sleep := fmt.Sprint(421 + i)
+			plan := filepath.Join(t.TempDir(), "plan.jsonl")
+			if r := run(t, nil, "farm-nodes --node "+n+" "+kindsTimeout+" | farm-plan --platforms linux/arm64 > "+plan); r.code != 0 {
+				t.Fatalf("planning: exit %d", r.code)
+			}
+			cmd, stdout, stderr := startBuild(t, plan, "localhost/farm-test/kinds-cancel:"+sleep, sleep)
+			waitFor(t, stderr, "sleeping "+sleep+"s", 2*time.Minute)
+			var pids []string
+			for _, line := range psMatches(t, "sleep "+sleep) {
+				pids = append(pids, strings.Fields(line)[0])
+			}
+			if len(pids) == 0 || len(nodePids(t, n, pids)) == 0 {
+				t.Fatalf("the build's RUN step is not running on %s (pids %v)", n, pids)
+			}
+			cmd.Process.Signal(syscall.SIGINT)
+			if code := waitExit(t, cmd, time.Minute); code != 130 {
+				t.Fatalf("exit %d, want 130", code)
+			}
+			time.Sleep(2 * time.Second)
+			if left := nodePids(t, n, pids); len(left) != 0 {
+				t.Fatalf("2 s after farm-build exited, %s still runs pids %v of the build", n, left)
+			}
+			if data, _ := os.ReadFile(stdout); len(imagesOf(decode(t, string(data)))) != 0 {
+				t.Errorf("an interrupted run must not report images")
+			}
+		})
+	}
+}
+
+// TestKindsFailoverFromPodman5: lab-p5's podman service is killed in the
+// middle of a build; the job finishes on another kind, and nothing of it
+// keeps running on lab-p5.
+func TestKindsFailoverFromPodman5(t *testing.T) {
+	kindNodes(t)
+	plan := filepath.Join(t.TempDir(), "plan.jsonl")
+	if r := run(t, nil, "farm-nodes --farm mixed "+kindsTimeout+" | scripts/examples/pin-platform.sh linux/amd64=lab-p5 > "+plan); r.code != 0 {
+		t.Fatalf("planning: exit %d", r.code)
+	}
+	cmd, stdout, stderr := startBuild(t, plan, "localhost/farm-test/kinds-failover:1", "23")
+	waitFor(t, stderr, "[linux/amd64@lab-p5] sleeping 23s", 2*time.Minute)
+	var pids []string
+	for _, line := range psMatches(t, "sleep 23") {
+		pids = append(pids, strings.Fields(line)[0])
+	}
+	lab(t, "node-stop", "lab-p5")
+	t.Cleanup(func() { lab(t, "node-start", "lab-p5") })
+	if code := waitExit(t, cmd, 4*time.Minute); code != 0 {
+		data, _ := os.ReadFile(stderr)
+		t.Fatalf("farm-build exit %d:\n%s", code, data)
+	}
+	data, _ := os.ReadFile(stdout)
+	img := imagesOf(decode(t, string(data)))["linux/amd64"]
+	if img == nil || img.Node == "lab-p5" {
+		t.Fatalf("want the image built on another kind, got %+v", img)
+	}
+	waitFor(t, stderr, "failing over", time.Second)
+	if left := nodePids(t, "lab-p5", pids); len(left) != 0 {
+		t.Errorf("the orphaned RUN step still runs on lab-p5: pids %v", left)
+	}
+}
