@@ -7,10 +7,10 @@ import (
 	"errors"
 	"time"
 
-	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/containers/storage/pkg/stringid"
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/node"
+	"github.com/farm-build/farm/lib/transfer"
 )
 
 // Clean-up on the node. Each step gets a context of its own: it must run
@@ -36,18 +36,19 @@ func (r *Runner) stopRemote(s *conn.Session, jobID string, kind node.Kind, kill 
 	return nil
 }
 
-// removeOnNode removes the built image from the node.
-func (r *Runner) removeOnNode(s *conn.Session, id string) {
+// removeOnNode takes the job's image off the node: its per-platform name
+// ref, then the image when nothing else names it (transfer.Release). An
+// older run's tag on the same image (a build from cache gives the same id)
+// keeps it.
+func (r *Runner) removeOnNode(s *conn.Session, id, ref string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client, err := s.Connect(ctx)
+	if err == nil {
+		err = transfer.Release(client.Bind(ctx), id, ref, true)
+	}
 	if err != nil {
 		r.cfg.Log.Warn("removing image on node", "node", s.Target.Name, "image", stringid.TruncateID(id), "error", err)
-		return
-	}
-	force := true
-	if _, errs := images.Remove(client.Bind(ctx), []string{id}, &images.RemoveOptions{Force: &force}); len(errs) > 0 {
-		r.cfg.Log.Warn("removing image on node", "node", s.Target.Name, "image", stringid.TruncateID(id), "error", errors.Join(errs...))
 	}
 }
 

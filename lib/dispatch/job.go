@@ -72,21 +72,21 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 	if r.cfg.Push != nil {
 		view.Phase("pushing")
 		if err := r.push(ctx, on, img); err != nil {
-			r.removeOnNode(on.session, id)
+			r.removeOnNode(on.session, id, tag)
 			return nil, fmt.Errorf("pushing %s from %s: %w", plat, n.Name, err)
 		}
 	} else {
 		view.Phase("pulling back")
 		if err := r.pullBack(ctx, on, img); err != nil {
 			if ctx.Err() != nil {
-				r.removeOnNode(on.session, id)
+				r.removeOnNode(on.session, id, tag)
 				err = context.Cause(ctx)
 			}
 			return nil, fmt.Errorf("pulling %s back from %s: %w", plat, n.Name, err)
 		}
 	}
 	if r.cfg.Cleanup {
-		r.removeOnNode(on.session, id)
+		r.removeOnNode(on.session, id, tag)
 	}
 	return img, nil
 }

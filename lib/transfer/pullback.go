@@ -77,7 +77,14 @@ type Puller struct {
 	reg      *RunRegistry
 	startErr error // a start that failed for good: not retried by every job
 	closed   bool
-	added    []string // image ids this run put into local storage
+	owned    []owned // what this run did to local storage, undone by Undo
+}
+
+// owned is one image a pull named: ref, which this run gave it, and
+// whether this run brought the image at all (fresh) or found it there.
+type owned struct {
+	id, ref string
+	fresh   bool
 }
 
 // NewPuller prepares the pull-back into the local podman service.
@@ -147,9 +154,20 @@ func (p *Puller) Pull(ctx context.Context, req Request) (Result, error) {
 		}
 		return res, err
 	}
+	// The name is this run's only if it did not name this image already
+	// (an earlier run of the same tag left it): undo must not take it.
+	ours := owned{id: req.ID, ref: req.Ref, fresh: !have}
+	if have {
+		if named, err := hasName(local, req.ID, req.Ref); err != nil || named {
+			ours.ref = ""
+		}
+	}
 	if err := tag(local, req.ID, req.Ref); err != nil {
+		ours.ref = ""
+		p.remember(ours)
 		return res, fault.AsLocal(fmt.Errorf("local podman service: tagging %s: %w", req.Ref, err))
 	}
+	p.remember(ours)
 	inspect, err := images.GetImage(local, req.ID, nil)
 	if err != nil {
 		return res, fault.AsLocal(fmt.Errorf("local podman service: inspecting %s: %w", stringid.TruncateID(req.ID), err))
@@ -165,7 +183,6 @@ func (p *Puller) bringBack(ctx context.Context, req Request, res *Result) error 
 		err := p.viaRegistry(ctx, req, res)
 		if err == nil {
 			res.Method = "registry"
-			p.remember(req.ID)
 			return nil
 		}
 		if ctx.Err() != nil || p.opts.Mode == ModeRegistry {
@@ -185,32 +202,34 @@ func (p *Puller) bringBack(ctx context.Context, req Request, res *Result) error 
 		return err
 	}
 	res.Method = "archive"
-	p.remember(req.ID)
 	return nil
 }
 
-func (p *Puller) remember(id string) {
+func (p *Puller) remember(o owned) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.added = append(p.added, id)
+	p.owned = append(p.owned, o)
 }
 
-// Undo removes from local storage what this run brought back; it runs
-// when the run is cancelled, so the local store is left as it was. It
-// takes a context of its own: the run's is gone.
+// Undo takes back what this run did to local storage; it runs when the run
+// is cancelled. It removes the per-platform names this run gave, and an
+// image only when this run brought it and nothing else names it (see
+// Release): an image another run found there, or named meanwhile, stays.
+// It takes a context of its own: the run's is gone.
 func (p *Puller) Undo() {
 	p.mu.Lock()
-	ids := p.added
-	p.added = nil
+	owned := p.owned
+	p.owned = nil
 	p.mu.Unlock()
-	if len(ids) == 0 {
+	if len(owned) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	force := true
-	if _, errs := images.Remove(p.local.Bind(ctx), ids, &images.RemoveOptions{Force: &force}); len(errs) > 0 {
-		p.opts.Log.Warn("removing images this run pulled back", "error", errors.Join(errs...))
+	for _, o := range owned {
+		if err := Release(p.local.Bind(ctx), o.id, o.ref, o.fresh); err != nil {
+			p.opts.Log.Warn("taking back what this run put into local storage", "error", err)
+		}
 	}
 }
 

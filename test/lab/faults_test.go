@@ -1175,7 +1175,7 @@ func TestReliabilityTableNamesRealTests(t *testing.T) {
 	}
 	for name, file := range defined {
 		switch file {
-		case "faults_test.go", "badinput_test.go", "secrets_test.go", "concurrency_test.go":
+		case "faults_test.go", "badinput_test.go", "secrets_test.go", "concurrency_test.go", "shared_test.go":
 			if !named[name] && name != "TestReliabilityTableNamesRealTests" {
 				t.Errorf("%s (%s) has no row in docs/reliability.md", name, file)
 			}
