@@ -74,13 +74,13 @@ func TestKindsNodeRecords(t *testing.T) {
 // kindsPipeline runs the whole pipeline from the node records of nodes
 // (farm-nodes arguments) for both platforms and checks the list: complete,
 // each instance built where wanted, and each runs and prints its arch.
-func kindsPipeline(t *testing.T, nodes, image string, wantNode map[string]string) {
+func kindsPipeline(t *testing.T, nodes, image string, wantNode map[string]string, flags ...string) {
 	t.Helper()
 	exec.Command("podman", "manifest", "rm", image).Run()
 	t.Cleanup(func() { exec.Command("podman", "manifest", "rm", image).Run() })
 	built := filepath.Join(t.TempDir(), "built.jsonl")
 	r := run(t, nil, "set -o pipefail; farm-nodes "+nodes+" "+kindsTimeout+" | farm-plan --platforms linux/amd64,linux/arm64 "+
-		"| farm-build -t "+image+" --no-cache test/lab/testdata/targetarch | tee "+built+" | farm-manifest")
+		"| farm-build -t "+image+" --no-cache "+strings.Join(flags, " ")+" test/lab/testdata/targetarch | tee "+built+" | farm-manifest")
 	if r.code != 0 {
 		t.Fatalf("exit %d", r.code)
 	}
@@ -104,7 +104,21 @@ func kindsPipeline(t *testing.T, nodes, image string, wantNode map[string]string
 		if out := runsAs(t, img.Ref); !strings.Contains(out, arch) {
 			t.Errorf("%s from %s prints %q, want %s", plat, img.Node, out, arch)
 		}
+		if contains(flags, "--cleanup") {
+			// podman image exists: 0 there, 1 not there, else an error
+			switch err := exec.Command("podman", "--connection", img.Node, "image", "exists", img.ID).Run(); {
+			case err == nil:
+				t.Errorf("--cleanup left %s on %s", img.ID, img.Node)
+			case !isExit(err, 1):
+				t.Errorf("asking %s for %s: %v", img.Node, img.ID, err)
+			}
+		}
 	}
+}
+
+func isExit(err error, code int) bool {
+	exit, ok := err.(*exec.ExitError)
+	return ok && exit.ExitCode() == code
 }
 
 // TestKindsPipelineMixed: the whole pipeline on the farm mixed.
@@ -114,12 +128,12 @@ func TestKindsPipelineMixed(t *testing.T) {
 }
 
 // TestKindsPipelinePinned: the whole pipeline on each kind alone: amd64
-// native, arm64 emulated, emulation, pull-back and clean-up there.
+// native, arm64 emulated, pull-back and --cleanup there.
 func TestKindsPipelinePinned(t *testing.T) {
 	for _, n := range kindNodes(t) {
 		t.Run(n, func(t *testing.T) {
 			kindsPipeline(t, "--node "+n, "localhost/farm-test/kinds-"+n+":1",
-				map[string]string{"linux/amd64": n, "linux/arm64": n})
+				map[string]string{"linux/amd64": n, "linux/arm64": n}, "--cleanup")
 		})
 	}
 }
