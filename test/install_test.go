@@ -60,7 +60,7 @@ func bin(t *testing.T, name string) string {
 	return filepath.Join(root(t), "bin", name)
 }
 
-// TestInstall: `make install DESTDIR=... PREFIX=/usr` installs the four
+// TestInstall: `make install DESTDIR=... PREFIX=/usr` installs the five
 // binaries, their man pages and bash, zsh and fish completions, nothing
 // else; `make uninstall` removes exactly those files.
 func TestInstall(t *testing.T) {
@@ -82,7 +82,7 @@ func TestInstall(t *testing.T) {
 		t.Fatalf("installed files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
-	version := regexp.MustCompile(`^(farm-[a-z]+) version (\S+) \(commit (\S+), podman bindings (v\S+)\)\n$`)
+	version := regexp.MustCompile(`^(farm(?:-[a-z]+)?) version (\S+) \(commit (\S+), podman bindings (v\S+)\)\n$`)
 	// The Makefile stamps the commit (and `git describe` as the version)
 	// when it builds in a git checkout.
 	commit := "unknown"

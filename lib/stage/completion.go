@@ -62,6 +62,14 @@ var valueHints = map[string]string{
 	"farm-manifest/format":      "words:oci v2s2",
 	"farm-manifest/ARGS":        "name",
 	"farm-nodes/ARGS":           "none",
+	"farm/platforms":            "words:linux/amd64 linux/arm64 linux/arm/v7 linux/arm/v6 linux/386 linux/ppc64le linux/s390x linux/riscv64",
+	"farm/emulation":            "words:auto never",
+	"farm/format":               "words:oci docker",
+	"farm/pull":                 "words:missing always never newer",
+	"farm/progress":             "words:auto tty plain",
+	"farm/archive-format":       "words:docker-archive oci-archive",
+	"farm/transfer":             "words:auto registry archive",
+	"farm/ARGS":                 "dirs",
 	"farm-plan/ARGS":            "none",
 }
 

@@ -43,6 +43,12 @@ func Usagef(format string, args ...any) error {
 // on stderr); the stage only has to exit non-zero.
 var ErrReported = errors.New("failed")
 
+// ExitError ends a command with Code and prints nothing more: what went
+// wrong was reported already (farm build passes on its pipeline's code).
+type ExitError struct{ Code int }
+
+func (e ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
 // signalCause records which signal cancelled the run, for the exit code.
 type signalCause struct{ sig os.Signal }
 
@@ -93,6 +99,16 @@ func Logger(c *cli.Context, stderr io.Writer) (*slog.Logger, error) {
 
 // IsTerminal reports whether f is a terminal (for table output and progress).
 func IsTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// Signal returns the signal that cancelled ctx (the context Main gives the
+// app), or nil when none did.
+func Signal(ctx context.Context) os.Signal {
+	var sc signalCause
+	if errors.As(context.Cause(ctx), &sc) {
+		return sc.sig
+	}
+	return nil
+}
 
 // Main runs app with a context that SIGINT and SIGTERM cancel, prints the
 // error (if any) on stderr prefixed with the stage name and exits with the
@@ -228,6 +244,10 @@ func Report(name string, err error, stderr io.Writer) int {
 	}
 	if errors.Is(err, ErrReported) {
 		return ExitFailed
+	}
+	var ee ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
 	}
 	msg := err.Error()
 	if !strings.HasPrefix(msg, name+":") {
