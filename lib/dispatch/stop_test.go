@@ -1,6 +1,8 @@
 package dispatch
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/node"
+	"github.com/farm-build/farm/lib/record"
 )
 
 func TestStopScriptShapes(t *testing.T) {
@@ -111,5 +117,24 @@ func TestStopScriptKillsMarkedSteps(t *testing.T) {
 		if err := c.Process.Signal(syscall.Signal(0)); err != nil {
 			t.Errorf("pid %d was not the job's step and must still run: %v", c.Process.Pid, err)
 		}
+	}
+}
+
+// On a node without a shell (tcp://) a build cannot be stopped: stopJob
+// says so for a kill, and says nothing when there is nothing to stop.
+func TestStopJobWithoutShell(t *testing.T) {
+	s, err := conn.Open(context.Background(), conn.Target{Name: "tcp-node", URI: "tcp://127.0.0.1:1"}, conn.SSHOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	kind := node.Kind{Stop: record.StopNone}
+	_, err = stopJob(context.Background(), s, "farm-1", kind, true)
+	var cannot *ErrCannotStop
+	if !errors.As(err, &cannot) || !strings.Contains(err.Error(), "tcp-node") || !strings.Contains(err.Error(), "may still run") {
+		t.Errorf("kill on a node without a shell: %v", err)
+	}
+	if _, err := stopJob(context.Background(), s, "farm-1", kind, false); err != nil {
+		t.Errorf("tidy on a node without a shell: %v", err)
 	}
 }
