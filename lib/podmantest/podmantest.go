@@ -61,10 +61,20 @@ func New(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(dir, "podman.sock")
-	ln, err := net.Listen("unix", sock)
+	s, err := Listen(filepath.Join(dir, "podman.sock"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); os.RemoveAll(dir) })
+	return s
+}
+
+// Listen starts a fake service on the unix socket sock, for a test that
+// plays a podman process (see lib/local's tests); Close stops it.
+func Listen(sock string) (*Server, error) {
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
 		URI: "unix://" + sock, images: map[string]*Image{}, lists: map[string][]string{}, ln: ln,
@@ -76,8 +86,7 @@ func New(t testing.TB) *Server {
 	s.routes = s.defaultRoutes()
 	s.srv = &http.Server{Handler: s}
 	go s.srv.Serve(ln)
-	t.Cleanup(func() { s.Close(); os.RemoveAll(dir) })
-	return s
+	return s, nil
 }
 
 // Close stops the service at once: open connections are cut, as when the
