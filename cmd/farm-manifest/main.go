@@ -3,13 +3,10 @@ package main
 
 import (
 	"errors"
-	"fmt"
+	"io"
 	"os"
-	"strings"
 
-	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/manifest"
-	"github.com/farm-build/farm/lib/record"
 	"github.com/farm-build/farm/lib/registry"
 	"github.com/farm-build/farm/lib/stage"
 	"github.com/urfave/cli/v2"
@@ -54,114 +51,59 @@ Examples:
    podman manifest push --all --tls-verify=false localhost:5000/demo:latest docker://localhost:5000/demo:latest`
 
 func main() {
-	stage.Main(&cli.App{
+	stage.Main(newApp(os.Stdin))
+}
+
+// newApp builds farm-manifest reading records from stdin. stage.Main adds
+// the common flags and sets the output writers; tests set them themselves.
+func newApp(stdin io.Reader) *cli.App {
+	return &cli.App{
 		Name:        name,
 		Usage:       "make one manifest list from farm-build's images",
 		UsageText:   "farm-manifest [--push DEST] [--allow-partial] [NAME] < images.jsonl",
 		Description: description,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "allow-partial", Usage: "make a list of the platforms that succeeded even when others failed, or when farm-build did not finish (its output has no end record)"},
-			&cli.StringFlag{Name: "push", Usage: "then push the list and every image to `DEST` (e.g. docker://registry.example.com/app:1.0), as podman manifest push --all does (default: no push)"},
+			&cli.StringFlag{Name: "push", Usage: "then push the list and every image to `DEST` (e.g. docker://registry.example.com/app:1.0), as podman manifest push --all does; for images from farm-build --push the list is made in their registry, and DEST must name that list (default: no push)"},
 			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "registry access (--push, or images from farm-build --push): require HTTPS and verify certificates"},
 			&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "registry access: `PATH` of the credentials file (default: podman's auth.json, as podman login writes it)"},
 			&cli.StringFlag{Name: "format", Value: "oci", Usage: "manifest list `TYPE` in the registry: oci (image index) or v2s2 (Docker manifest list)"},
 		},
-		Action: run,
-	})
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return stage.UsageError{Err: err}
+		},
+		Action: func(c *cli.Context) error {
+			opts, err := options(c, stdin)
+			if err != nil {
+				return err
+			}
+			log, err := stage.Logger(c, c.App.ErrWriter)
+			if err != nil {
+				return err
+			}
+			err = manifest.Run(c.Context, opts, stdin, c.App.Writer, log)
+			if errors.Is(err, manifest.ErrUsage) {
+				return stage.UsageError{Err: err}
+			}
+			return err
+		},
+	}
 }
 
-func run(c *cli.Context) error {
+// options turns the flags into manifest.RunOptions; every mistake is a
+// usage error.
+func options(c *cli.Context, stdin io.Reader) (manifest.RunOptions, error) {
 	if c.NArg() > 1 {
-		return stage.Usagef("want at most one NAME, got %d arguments", c.NArg())
+		return manifest.RunOptions{}, stage.Usagef("want at most one NAME, got %d arguments", c.NArg())
 	}
 	if f := c.String("format"); f != "oci" && f != "v2s2" {
-		return stage.Usagef("--format %q: want oci or v2s2", f)
+		return manifest.RunOptions{}, stage.Usagef("--format %q: want oci or v2s2", f)
 	}
-	if stage.IsTerminal(os.Stdin) {
-		return stage.Usagef("stdin is a terminal; farm-manifest reads image records: ... | farm-build -t IMG . | farm-manifest")
+	if f, ok := stdin.(*os.File); ok && stage.IsTerminal(f) {
+		return manifest.RunOptions{}, stage.Usagef("stdin is a terminal; farm-manifest reads image records: ... | farm-build -t IMG . | farm-manifest")
 	}
-	log, err := stage.Logger(c, os.Stderr)
-	if err != nil {
-		return err
-	}
-	imgs, failures, err := manifest.Read(name, os.Stdin)
-	out := record.NewEncoder(os.Stdout)
-	defer func() {
-		if c.Context.Err() == nil {
-			out.End(name) // the last record: this stream is complete
-		}
-	}()
-	for _, f := range failures {
-		out.Write(f) // errors pass through, so the end of the pipe sees them
-	}
-	if errors.Is(err, record.ErrTruncated) && len(imgs) > 0 {
-		if !c.Bool("allow-partial") {
-			return fmt.Errorf("%w; not making a list of the %d images that arrived (--allow-partial would)", err, len(imgs))
-		}
-		log.Warn("making a list from a truncated stream", "images", len(imgs), "error", err)
-		err = nil
-	}
-	if err != nil {
-		return err
-	}
-	if len(failures) > 0 {
-		missing := manifest.DescribeFailures(failures)
-		if !c.Bool("allow-partial") {
-			return fmt.Errorf("not making a list: %s failed upstream; fix it and run the pipeline again, or give --allow-partial", missing)
-		}
-		log.Warn("making a partial list", "missing", missing)
-	}
-	listName := c.Args().First()
-	if listName == "" {
-		if listName, err = manifest.TagOf(imgs); err != nil {
-			return stage.UsageError{Err: fmt.Errorf("%w; name the list: farm-manifest NAME", err)}
-		}
-	}
-
-	pushed, err := manifest.Pushed(imgs)
-	if err != nil {
-		return err
-	}
-	if pushed {
-		// farm-build --push: the images are in the registry already, and so
-		// is the list, made there from their digests.
-		rec, err := manifest.CreateInRegistry(c.Context, listName, imgs, c.String("format"),
-			registry.Options{TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile")})
-		if err != nil {
-			return err
-		}
-		log.Info("manifest list pushed", "name", rec.Name, "digest", rec.Digest, "instances", len(rec.Instances))
-		return out.Write(rec)
-	}
-
-	svc, err := local.Open(c.Context, log)
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
-	api, err := svc.Connect(c.Context)
-	if err != nil {
-		return err
-	}
-	rec, err := manifest.Create(c.Context, api, listName, imgs, manifest.Options{})
-	if err != nil {
-		return err
-	}
-	if dest := c.String("push"); dest != "" {
-		if !strings.Contains(dest, "://") {
-			dest = "docker://" + dest
-		}
-		digest, err := manifest.Push(c.Context, api, listName, manifest.PushOptions{
-			Destination: dest, TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile"), Format: c.String("format"),
-		})
-		if err != nil {
-			return err
-		}
-		rec.Pushed = dest
-		if digest != "" {
-			rec.Digest = digest
-		}
-	}
-	log.Info("manifest list ready", "name", rec.Name, "instances", len(rec.Instances))
-	return out.Write(rec)
+	return manifest.RunOptions{
+		Stage: name, Name: c.Args().First(), AllowPartial: c.Bool("allow-partial"), Push: c.String("push"), Format: c.String("format"),
+		Registry: registry.Options{TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile")},
+	}, nil
 }
