@@ -51,6 +51,7 @@ lint: cross
 	@test -z "$$(gofmt -l cmd lib test)" || { echo "gofmt would change:"; gofmt -l cmd lib test; exit 1; }
 	$(GO) vet -tags "$(TAGS) lab" ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) -tags "$(TAGS) lab" ./...
+	$(GO) test -count=1 -run '^TestHouseRules$$' ./test/
 
 fuzz:
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./lib/record

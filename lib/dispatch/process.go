@@ -26,28 +26,60 @@ import (
 func (r *Runner) Process(parent context.Context, in io.Reader, out *record.Encoder) error {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		failed  int
-		stopped bool
-	)
-	write := func(r record.Record) {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if _, isErr := r.(*record.Error); isErr {
-			failed++
-		}
-		if err := out.Write(r); err != nil {
-			cancel(fmt.Errorf("writing records: %w", err))
+	var wg sync.WaitGroup
+	res := &results{out: out, cancel: cancel}
+	records := readRecords(ctx, record.NewDecoder(r.cfg.Stage, in))
+	plan, line, inputErr := readPlan(ctx, r.cfg.Stage, records, res.write)
+	jobs := len(plan)
+	if inputErr == nil && ctx.Err() == nil {
+		for _, rec := range plan {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res.write(r.Run(ctx, rec))
+			}()
 		}
 	}
-	dec := record.NewDecoder(r.cfg.Stage, in)
-	// Read stdin on its own goroutine: a Ctrl-C must stop the run even
-	// while the stage before us keeps stdin open and silent.
+	badLine := line // the line inputErr is about, if any
+	if errors.Is(inputErr, record.ErrTruncated) {
+		badLine = 0 // no line is wrong: the lines after it are missing
+	}
+	if inputErr == nil && jobs == 0 && ctx.Err() == nil {
+		inputErr = fmt.Errorf("%s: no job records on stdin; pipe farm-plan into farm-build", r.cfg.Stage)
+		badLine = 0 // no line is wrong: the job records are missing
+	}
+	if inputErr != nil {
+		res.stop(&record.Error{Stage: r.cfg.Stage, Error: inputErr.Error(), Line: badLine})
+		cancel(inputErr)
+	}
+	wg.Wait()
+	if parent.Err() != nil || inputErr != nil {
+		r.Undo()
+	}
+	if parent.Err() == nil {
+		// Everything this run had to say is out: the stream is complete.
+		out.End(r.cfg.Stage)
+	}
+	if inputErr != nil {
+		return inputErr
+	}
+	if res.failed > 0 {
+		return fmt.Errorf("%d of %d platforms failed (see the error records and the log above)", res.failed, jobs)
+	}
+	return nil
+}
+
+// next is one record read, or the error that ended the input.
+type next struct {
+	rec  record.Record
+	err  error
+	line int
+}
+
+// readRecords reads records on a goroutine of its own until an error (EOF
+// included) or ctx ends: a Ctrl-C must stop the run even while the stage
+// before us keeps stdin open and silent.
+func readRecords(ctx context.Context, dec *record.Decoder) <-chan next {
 	records := make(chan next)
 	go func() {
 		for {
@@ -62,53 +94,40 @@ func (r *Runner) Process(parent context.Context, in io.Reader, out *record.Encod
 			}
 		}
 	}()
-	plan, line, inputErr := readPlan(ctx, r.cfg.Stage, records, write)
-	jobs := len(plan)
-	if inputErr == nil && ctx.Err() == nil {
-		for _, rec := range plan {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				write(r.Run(ctx, rec))
-			}()
-		}
-	}
-	badLine := line // the line inputErr is about, if any
-	if errors.Is(inputErr, record.ErrTruncated) {
-		badLine = 0 // no line is wrong: the lines after it are missing
-	}
-	if inputErr == nil && jobs == 0 && ctx.Err() == nil {
-		inputErr = fmt.Errorf("%s: no job records on stdin; pipe farm-plan into farm-build", r.cfg.Stage)
-		badLine = 0 // no line is wrong: the job records are missing
-	}
-	if inputErr != nil {
-		mu.Lock()
-		out.Write(&record.Error{Stage: r.cfg.Stage, Error: inputErr.Error(), Line: badLine})
-		stopped = true
-		mu.Unlock()
-		cancel(inputErr)
-	}
-	wg.Wait()
-	if parent.Err() != nil || inputErr != nil {
-		r.Undo()
-	}
-	if parent.Err() == nil {
-		// Everything this run had to say is out: the stream is complete.
-		out.End(r.cfg.Stage)
-	}
-	if inputErr != nil {
-		return inputErr
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d platforms failed (see the error records and the log above)", failed, jobs)
-	}
-	return nil
+	return records
 }
 
-type next struct {
-	rec  record.Record
-	err  error
-	line int
+// results writes outcomes as they come and counts the failures; after stop
+// it writes nothing more.
+type results struct {
+	mu      sync.Mutex
+	out     *record.Encoder
+	cancel  context.CancelCauseFunc
+	failed  int
+	stopped bool
+}
+
+func (w *results) write(r record.Record) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	if _, isErr := r.(*record.Error); isErr {
+		w.failed++
+	}
+	if err := w.out.Write(r); err != nil {
+		w.cancel(fmt.Errorf("writing records: %w", err))
+	}
+}
+
+// stop writes last, the record that says why the run stops, and nothing
+// after it.
+func (w *results) stop(last *record.Error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.out.Write(last)
+	w.stopped = true
 }
 
 // readPlan collects the job records from records up to the end of the

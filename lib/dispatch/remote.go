@@ -37,6 +37,40 @@ type Spec struct {
 	Format string
 }
 
+// Check validates the spec as farm-build's flags give it and sets
+// BuildArgs from ARG=VALUE (ARG alone: its value in the environment, as
+// podman does; unset: not passed).
+func (s *Spec) Check(buildArgs []string, lookupEnv func(string) (string, bool)) error {
+	switch s.PullPolicy {
+	case "missing", "always", "never", "newer":
+	case "true":
+		s.PullPolicy = "always"
+	case "false":
+		s.PullPolicy = "missing"
+	default:
+		return fmt.Errorf("--pull %q: want missing, always, never or newer", s.PullPolicy)
+	}
+	if s.Format != "oci" && s.Format != "docker" {
+		return fmt.Errorf("--format %q: want oci or docker", s.Format)
+	}
+	s.BuildArgs = map[string]string{}
+	for _, a := range buildArgs {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			if v, ok = lookupEnv(k); !ok {
+				continue
+			}
+		}
+		s.BuildArgs[k] = v
+	}
+	for _, l := range s.Labels {
+		if !strings.Contains(l, "=") {
+			return fmt.Errorf("--label %q: want KEY=VALUE", l)
+		}
+	}
+	return nil
+}
+
 // request is one POST /build.
 type request struct {
 	spec       *Spec

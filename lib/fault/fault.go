@@ -71,15 +71,19 @@ func AsLocal(err error) error { return Mark(Local, err) }
 // done (whatever err says: a cancelled request fails in many ways), else
 // the outermost mark, else Node.
 func KindOf(ctx context.Context, err error) Kind {
-	if ctx != nil && ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return Cancelled
 	}
+	return markOf(err)
+}
+
+// Is reports whether err carries the mark k (the outermost; none is Node).
+func Is(err error, k Kind) bool { return markOf(err) == k }
+
+func markOf(err error) Kind {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Kind
 	}
 	return Node
 }
-
-// Is reports whether err carries the mark k (ignoring the context).
-func Is(err error, k Kind) bool { return KindOf(nil, err) == k }

@@ -23,7 +23,6 @@ func TestKindOf(t *testing.T) {
 		{"local through a join", context.Background(), errors.Join(errors.New("x"), AsLocal(base)), Local},
 		{"outer mark wins", context.Background(), Mark(Node, fmt.Errorf("w: %w", AsLocal(base))), Node},
 		{"a done context is a cancellation", cancelled, AsDeterministic(base), Cancelled},
-		{"nil context", nil, AsLocal(base), Local},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := KindOf(tc.ctx, tc.err); got != tc.want {

@@ -42,33 +42,9 @@ func Run(ctx context.Context, opts Options, in io.Reader, out, stderr io.Writer,
 		return err
 	}
 
-	dec := record.NewDecoder(Stage, in)
-	var nodes []record.Node
-	var lines []int // input line of each node record, for error messages
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rec, err := dec.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fail(err)
-		}
-		switch r := rec.(type) {
-		case *record.Node:
-			nodes = append(nodes, *r)
-			lines = append(lines, dec.Line())
-		case *record.Error:
-			// Someone upstream failed; whoever is at the end of the
-			// pipeline must hear about it, and now rather than later.
-			if err := enc.Write(r); err != nil {
-				return fmt.Errorf("writing stdout: %w", err)
-			}
-		default:
-			return fail(&record.DecodeError{Stage: Stage, Line: dec.Line(), Msg: wrongKind(rec.Kind())})
-		}
+	nodes, lines, err := readNodes(ctx, record.NewDecoder(Stage, in), enc, fail)
+	if err != nil {
+		return err
 	}
 
 	res, err := Plan(nodes, opts)
@@ -127,4 +103,36 @@ func wrongKind(kind string) string {
 		article = "an"
 	}
 	return fmt.Sprintf("%s %s record; farm-plan reads node records (%s)", article, kind, hint)
+}
+
+// readNodes reads the node records and the input line of each (for error
+// messages); error records are passed on to enc at once: whoever is at the
+// end of the pipeline must hear about them, and now rather than later.
+// A bad input goes through fail.
+func readNodes(ctx context.Context, dec *record.Decoder, enc *record.Encoder, fail func(error) error) ([]record.Node, []int, error) {
+	var nodes []record.Node
+	var lines []int
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		rec, err := dec.Next()
+		if err == io.EOF {
+			return nodes, lines, nil
+		}
+		if err != nil {
+			return nil, nil, fail(err)
+		}
+		switch r := rec.(type) {
+		case *record.Node:
+			nodes = append(nodes, *r)
+			lines = append(lines, dec.Line())
+		case *record.Error:
+			if err := enc.Write(r); err != nil {
+				return nil, nil, fmt.Errorf("writing stdout: %w", err)
+			}
+		default:
+			return nil, nil, fail(&record.DecodeError{Stage: Stage, Line: dec.Line(), Msg: wrongKind(rec.Kind())})
+		}
+	}
 }

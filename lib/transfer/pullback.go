@@ -294,7 +294,13 @@ func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) erro
 		res.LayerBytes += l.Size
 	}
 
-	ref := reg.Addr() + "/" + repo + "@" + man.Digest
+	return p.pullFromRegistry(ctx, job, reg.Addr()+"/"+repo+"@"+man.Digest)
+}
+
+// pullFromRegistry has the local service pull ref, checks it is the image
+// the node built, and names it job.Ref instead of ref.
+func (p *Puller) pullFromRegistry(ctx context.Context, job Request, ref string) error {
+	name := job.Session.Target.Name
 	ids, err := pull(ctx, p.local, ref, job.Platform.OS, job.Platform.Arch, job.Platform.Variant)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -1,0 +1,73 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/farm-build/farm/lib/buildctx"
+	"github.com/farm-build/farm/lib/local"
+	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/transfer"
+)
+
+// BuildOptions are farm-build's settings.
+type BuildOptions struct {
+	// Dir is the context directory; Containerfile, when set, the file to
+	// build (inside Dir or not).
+	Dir, Containerfile string
+	// Config is what every job shares; Build fills in the context, the
+	// pull-back and the log. Build closes Config.Progress when it ends.
+	Config Config
+	// Transfer says how images come back (unused with Config.Push).
+	Transfer transfer.Options
+}
+
+// Build is farm-build: make the context once, then run the plan read from
+// in (see Runner.Process), writing one image or error record per job to
+// out. A failure before any job starts is also written as an error record:
+// `farm-build | farm-manifest` hides farm-build's exit code.
+func Build(ctx context.Context, opts BuildOptions, in io.Reader, out io.Writer, log *slog.Logger) error {
+	cfg := opts.Config
+	cfg.Log = log
+	enc := record.NewEncoder(out)
+	defer cfg.Progress.Close()
+	fail := func(err error) error {
+		enc.Write(&record.Error{Stage: cfg.Stage, Error: err.Error()})
+		enc.End(cfg.Stage) // nothing more to say: the stream is complete
+		return err
+	}
+	bc, err := buildctx.Build(ctx, buildctx.Options{
+		Dir: opts.Dir, Containerfile: opts.Containerfile,
+		Warn: func(msg string) { log.Warn(msg) },
+	})
+	if err != nil {
+		return fail(fmt.Errorf("preparing the build context %s: %w", opts.Dir, err))
+	}
+	defer bc.Close()
+	if bc.ContainerfileInTar != "" {
+		cfg.Spec.Containerfiles = []string{bc.ContainerfileInTar}
+	}
+	log.Info("build context ready", "dir", opts.Dir, "files", bc.Files, "bytes", bc.Size())
+	cfg.Context, cfg.ContextSize = func() io.Reader { return bc.NewReader() }, bc.Size()
+
+	if cfg.Push == nil {
+		svc, err := local.Open(ctx, log)
+		if err != nil {
+			return fail(err)
+		}
+		defer svc.Close()
+		client, err := svc.Connect(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		topts := opts.Transfer
+		topts.Log = log
+		cfg.PullBack = transfer.NewPuller(client, topts)
+		defer cfg.PullBack.Close()
+	}
+	runner := NewRunner(cfg)
+	defer runner.Close()
+	return runner.Process(ctx, in, enc)
+}
