@@ -26,6 +26,9 @@ func runApp(t *testing.T, stdin string, args ...string) (int, string, string) {
 	return stage.Report(app.Name, err, &stderr), stdout.String(), stderr.String()
 }
 
+// end is the end record of a complete plan.
+const end = `{"v":1,"kind":"end","stage":"farm-plan"}` + "\n"
+
 func TestFarmBuild(t *testing.T) {
 	node, local := podmantest.New(t), podmantest.New(t)
 	t.Setenv("CONTAINER_HOST", local.URI)
@@ -33,7 +36,7 @@ func TestFarmBuild(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM scratch\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	job := `{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":"n","uri":"` + node.URI + `","native":["linux/amd64"],"cgroup_manager":"cgroupfs"},"alternatives":[]}` + "\n"
+	job := `{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":"n","uri":"` + node.URI + `","native":["linux/amd64"],"cgroup_manager":"cgroupfs"},"alternatives":[]}` + "\n" + end
 	for _, tc := range []struct {
 		name   string
 		stdin  string
@@ -80,7 +83,7 @@ func TestFarmBuildPush(t *testing.T) {
 	t.Setenv("REGISTRY_AUTH_FILE", filepath.Join(t.TempDir(), "auth.json"))
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM scratch\n"), 0o600)
-	job := `{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":"n","uri":"` + node.URI + `","native":["linux/amd64"],"cgroup_manager":"systemd"},"alternatives":[]}` + "\n"
+	job := `{"v":1,"kind":"job","platform":"linux/amd64","node":{"name":"n","uri":"` + node.URI + `","native":["linux/amd64"],"cgroup_manager":"systemd"},"alternatives":[]}` + "\n" + end
 	code, stdout, stderr := runApp(t, job, "-t", "127.0.0.1:5000/app:1", "--push", "--tls-verify=false", "--cleanup", dir)
 	if code != stage.ExitOK || !strings.Contains(stdout, `"transfer":"push"`) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)

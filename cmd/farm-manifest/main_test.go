@@ -62,7 +62,11 @@ func TestFarmManifest(t *testing.T) {
 		{"bad format", img("linux/amd64", amd), []string{"--format", "v1"}, stage.ExitUsage, nil, "want oci or v2s2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, stderr := runApp(t, tc.stdin, tc.args...)
+			in := tc.stdin
+			if in != "" {
+				in += `{"v":1,"kind":"end","stage":"farm-build"}` + "\n"
+			}
+			code, stdout, stderr := runApp(t, in, tc.args...)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout, stderr)
 			}

@@ -38,7 +38,8 @@ func TestRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Stage = "farm-manifest"
 			var out bytes.Buffer
-			err := Run(context.Background(), tc.opts, strings.NewReader(tc.in), &out, quiet)
+			in := tc.in + `{"v":1,"kind":"end","stage":"farm-build"}` + "\n"
+			err := Run(context.Background(), tc.opts, strings.NewReader(in), &out, quiet)
 			if tc.err == "" && err != nil {
 				t.Fatal(err)
 			}
