@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/platforms"
-	libplatform "github.com/containers/common/libimage/platform"
 )
 
 // Platform is a normalised os/arch/variant triple. The zero value is invalid.
@@ -55,11 +54,15 @@ func Parse(s string) (Platform, error) {
 	if len(parts) == 1 || (len(parts) == 2 && !knownOS[strings.ToLower(parts[0])]) {
 		raw = "linux/" + raw
 	}
+	// containerd normalises as it parses (platforms.Normalize: aarch64,
+	// x86_64, armhf, "8" for "v8", ...). It keeps arm64's default variant
+	// v8 and leaves arm's default v7 implicit; farm names one platform one
+	// way (podman#27586), so it drops the one and writes the other.
 	spec, err := platforms.Parse(raw)
 	if err != nil {
 		return Platform{}, fmt.Errorf("platform %q: %w", s, err)
 	}
-	os, arch, variant := libplatform.Normalize(spec.OS, spec.Architecture, spec.Variant)
+	os, arch, variant := spec.OS, spec.Architecture, spec.Variant
 	if arch == "arm64" && variant == "v8" {
 		variant = ""
 	}
