@@ -1044,7 +1044,9 @@ func TestChunkReader(t *testing.T) {
 	}
 }
 
-func TestNormalizePattern(t *testing.T) {
+// Each line of an ignore file becomes the pattern docker would read, in
+// the form podman's matcher reads the same way.
+func TestParseIgnorePatterns(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"foo", "foo"},
 		{"  foo/  ", "foo"},
@@ -1064,8 +1066,9 @@ func TestNormalizePattern(t *testing.T) {
 		{"!c++/x", `!c\+\+/x`},
 	}
 	for _, tc := range tests {
-		if got := normalizePattern(tc.in); got != tc.want {
-			t.Errorf("normalizePattern(%q) = %q, want %q", tc.in, got, tc.want)
+		got, err := parseIgnore([]byte("\uFEFF# a comment\n" + tc.in + "\r\n\n"))
+		if err != nil || len(got) != 1 || got[0] != tc.want {
+			t.Errorf("parseIgnore(%q) = %q, %v; want [%q]", tc.in, got, err, tc.want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/containers/storage/pkg/fileutils"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 // readIgnore finds and parses the ignore file the way podman's remote
@@ -37,54 +38,35 @@ func readIgnore(root, cfRel string) ([]string, error) {
 			// what this file was meant to keep back.
 			return nil, fmt.Errorf("reading ignore file %s: %w", file, unwrapPath(err))
 		}
-		return parseIgnore(data), nil
+		patterns, err := parseIgnore(data)
+		if err != nil {
+			return nil, fmt.Errorf("reading ignore file %s: %w", file, err)
+		}
+		return patterns, nil
 	}
 	return nil, nil
 }
 
-// parseIgnore splits an ignore file into patterns. Like podman, only lines
-// that start with '#' are comments.
-func parseIgnore(data []byte) []string {
-	data = bytes.TrimPrefix(data, []byte("\uFEFF")) // editors on Windows add a BOM
-	var patterns []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		if p := normalizePattern(line); p != "" {
-			patterns = append(patterns, p)
-		}
+// parseIgnore reads an ignore file as docker does (moby's ignorefile: a
+// BOM dropped, '#' lines skipped, patterns trimmed and cleaned, a leading
+// "/" dropped), then rewrites each pattern so that podman's matcher
+// (containers/storage fileutils, which the node applies too) reads it as
+// docker and users do: that matcher copies + ( ) | { } ^ into a regexp
+// unescaped, so "key(1).pem" would match "key1.pem" but not itself, and
+// send the file the user listed.
+func parseIgnore(data []byte) ([]string, error) {
+	patterns, err := ignorefile.ReadAll(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
 	}
-	return patterns
-}
-
-// normalizePattern rewrites a pattern so that podman's matcher
-// (containers/storage fileutils) reads it as docker (moby/patternmatcher)
-// and users do. That matcher keeps a leading "/" on a pattern, so "/secret"
-// never matches, and copies + ( ) | { } ^ into a regexp unescaped, so
-// "key(1).pem" matches "key1.pem" but not itself. Both would send files the
-// user listed; docker strips the slash and escapes the rest.
-func normalizePattern(line string) string {
-	p := strings.TrimSpace(line)
-	if p == "" {
-		return ""
-	}
-	negate := p[0] == '!'
-	if negate {
-		p = strings.TrimSpace(p[1:])
-		if p == "" {
-			return "!" // rejected by the matcher, with its own message
+	for i, p := range patterns {
+		if rest, negate := strings.CutPrefix(p, "!"); negate {
+			patterns[i] = "!" + escapeRegexp(rest)
+		} else {
+			patterns[i] = escapeRegexp(p)
 		}
 	}
-	p = filepath.Clean(p)
-	if len(p) > 1 && p[0] == '/' {
-		p = p[1:]
-	}
-	p = escapeRegexp(p)
-	if negate {
-		p = "!" + p
-	}
-	return p
+	return patterns, nil
 }
 
 // escapeRegexp backslash-escapes the regexp metacharacters that fileutils
