@@ -156,8 +156,7 @@ func describe(local context.Context, name, id string) (*record.Manifest, error) 
 	}
 	raw, err := list.Serialize()
 	if err == nil {
-		sum := sha256.Sum256(raw)
-		rec.Digest = "sha256:" + hex.EncodeToString(sum[:])
+		rec.Digest = digest.FromBytes(raw).String()
 	}
 	return rec, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,7 +19,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containers/image/v5/manifest"
 	"github.com/farm-build/farm/lib/platform"
+	"github.com/opencontainers/go-digest"
 )
 
 // RepoPrefix starts the name of every repository in the transfer registry.
@@ -361,23 +362,26 @@ func fetchManifest(ctx context.Context, client *http.Client, base, repo, ref str
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("manifest %s:%s: %s: %s", repo, ref, resp.Status, bytes.TrimSpace(body))
 	}
-	sum := sha256.Sum256(body)
-	m := &Manifest{Digest: "sha256:" + hex.EncodeToString(sum[:]), MediaType: resp.Header.Get("Content-Type")}
+	m := &Manifest{Digest: digest.FromBytes(body).String(), MediaType: resp.Header.Get("Content-Type")}
 	if d := resp.Header.Get("Docker-Content-Digest"); d != "" && d != m.Digest {
 		return nil, fmt.Errorf("manifest %s:%s: the registry says digest %s, its bytes are %s", repo, ref, d, m.Digest)
 	}
-	var doc struct {
-		MediaType string       `json:"mediaType"`
-		Config    Descriptor   `json:"config"`
-		Layers    []Descriptor `json:"layers"`
+	mt := manifest.NormalizedMIMEType(m.MediaType)
+	if manifest.MIMETypeIsMultiImage(mt) {
+		return nil, fmt.Errorf("manifest %s:%s is a list (%s): not a single image", repo, ref, m.MediaType)
 	}
-	if err := json.Unmarshal(body, &doc); err != nil {
+	parsed, err := manifest.FromBlob(body, mt)
+	if err != nil {
 		return nil, fmt.Errorf("manifest %s:%s: %w", repo, ref, err)
 	}
-	if doc.Config.Digest == "" {
+	config := parsed.ConfigInfo()
+	if config.Digest == "" {
 		return nil, fmt.Errorf("manifest %s:%s has no config (%s): not a single image", repo, ref, m.MediaType)
 	}
-	m.Config, m.Layers = doc.Config.Digest, doc.Layers
+	m.Config = config.Digest.String()
+	for _, l := range parsed.LayerInfos() {
+		m.Layers = append(m.Layers, Descriptor{Digest: l.Digest.String(), Size: l.Size})
+	}
 	return m, nil
 }
 
