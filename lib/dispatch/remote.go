@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/farm-build/farm/lib/fault"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/podman"
@@ -188,13 +189,7 @@ func readStream(r io.Reader, logLine func(string)) (string, error) {
 	var partial strings.Builder
 	var tail []string // the last lines of the log, for a failure's record
 	for {
-		var msg struct {
-			Stream      string `json:"stream"`
-			Error       string `json:"error"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
+		var msg images.BuildResponse
 		if err := dec.Decode(&msg); err != nil {
 			if errors.Is(err, io.EOF) && id != "" {
 				return id, nil
@@ -205,10 +200,10 @@ func readStream(r io.Reader, logLine func(string)) (string, error) {
 			return "", fmt.Errorf("reading the build stream: %w", err)
 		}
 		switch {
-		case msg.ErrorDetail != nil || msg.Error != "":
-			text := msg.Error
-			if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
-				text = msg.ErrorDetail.Message
+		case msg.Error != nil || msg.ErrorMessage != "":
+			text := msg.ErrorMessage
+			if msg.Error != nil && msg.Error.Message != "" {
+				text = msg.Error.Message
 			}
 			return "", fault.AsDeterministic(errors.New(withTail(strings.TrimSpace(text), tail)))
 		case msg.Stream != "":

@@ -22,6 +22,7 @@ import (
 	"github.com/containers/image/v5/manifest"
 	"github.com/containers/image/v5/types"
 	"github.com/containers/podman/v4/pkg/auth"
+	"github.com/containers/podman/v4/pkg/domain/entities"
 	"github.com/farm-build/farm/lib/fault"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/podman"
@@ -103,10 +104,7 @@ func PushFromNode(ctx context.Context, node *podman.Client, id string, dest refe
 		}
 		dec := json.NewDecoder(bufio.NewReader(resp.Body))
 		for {
-			var msg struct {
-				Error          string `json:"error"`
-				ManifestDigest string `json:"manifestdigest"`
-			}
+			var msg entities.ImagePushStream
 			if err := dec.Decode(&msg); err != nil {
 				if errors.Is(err, io.EOF) {
 					return nil

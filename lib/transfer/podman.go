@@ -13,6 +13,7 @@ import (
 
 	"github.com/containers/image/v5/docker/reference"
 	"github.com/containers/podman/v4/pkg/bindings/images"
+	"github.com/containers/podman/v4/pkg/domain/entities"
 	"github.com/farm-build/farm/lib/podman"
 )
 
@@ -54,11 +55,7 @@ func decodePushStream(r io.Reader) (string, error) {
 	var digest string
 	dec := json.NewDecoder(r)
 	for {
-		var m struct {
-			Stream         string `json:"stream"`
-			Error          string `json:"error"`
-			ManifestDigest string `json:"manifestdigest"`
-		}
+		var m entities.ImagePushStream
 		if err := dec.Decode(&m); err != nil {
 			if errors.Is(err, io.EOF) {
 				return digest, nil
@@ -110,12 +107,7 @@ func decodePullStream(r io.Reader) ([]string, error) {
 	var errs []string
 	dec := json.NewDecoder(r)
 	for {
-		var m struct {
-			Stream string   `json:"stream"`
-			Error  string   `json:"error"`
-			Images []string `json:"images"`
-			ID     string   `json:"id"`
-		}
+		var m entities.ImagePullReport
 		if err := dec.Decode(&m); err != nil {
 			if errors.Is(err, io.EOF) {
 				break
