@@ -10,7 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/containers/common/pkg/retry"
@@ -63,7 +64,7 @@ func Create(ctx context.Context, client *podman.Client, name string, imgs []*rec
 	if err := Check(imgs); err != nil {
 		return nil, err
 	}
-	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Platform < imgs[j].Platform })
+	slices.SortFunc(imgs, byPlatform)
 	plats := make([]platform.Platform, len(imgs))
 	for i, img := range imgs {
 		p, err := verifyPlatform(local, img)
@@ -229,6 +230,8 @@ func lock(ctx context.Context, dir, name string) (func(), error) {
 	}
 }
 
+func byPlatform(a, b *record.Image) int { return strings.Compare(a.Platform, b.Platform) }
+
 // Pushed reports whether the images were pushed by the nodes (farm-build
 // --push) rather than pulled back; a mix is an error: the list would have to
 // live in two places.
@@ -259,7 +262,7 @@ func CreateInRegistry(ctx context.Context, name string, imgs []*record.Image, fo
 	if !ok {
 		return nil, fmt.Errorf("list name %q: want a tag, not a digest", name)
 	}
-	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Platform < imgs[j].Platform })
+	slices.SortFunc(imgs, byPlatform)
 	rec := &record.Manifest{Name: tagged.String(), Pushed: "docker://" + tagged.String()}
 	var instances []registry.Instance
 	for _, img := range imgs {

@@ -6,9 +6,10 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -138,10 +139,7 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 		emulated[c] = true
 	}
 	delete(emulated, native.String())
-	for p := range emulated {
-		rec.Emulated = append(rec.Emulated, p)
-	}
-	sort.Strings(rec.Emulated)
+	rec.Emulated = append(rec.Emulated, slices.Sorted(maps.Keys(emulated))...)
 	return rec
 }
 
@@ -248,10 +246,5 @@ func ParseBinfmt(out string) []string {
 			}
 		}
 	}
-	out2 := make([]string, 0, len(set))
-	for p := range set {
-		out2 = append(out2, p)
-	}
-	sort.Strings(out2)
-	return out2
+	return slices.Sorted(maps.Keys(set))
 }
