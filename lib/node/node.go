@@ -246,5 +246,5 @@ func ParseBinfmt(out string) []string {
 			}
 		}
 	}
-	return slices.Sorted(maps.Keys(set))
+	return append([]string{}, slices.Sorted(maps.Keys(set))...) // [], not null, when none
 }
