@@ -22,7 +22,7 @@ STATICCHECK := v0.8.2
 # Every stage builds for these; `make cross` puts them in bin/GOOS-GOARCH/.
 CROSS     := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 
-.PHONY: all build cross test unit-test lab-test fuzz lint demo lab-up lab-down bench man completion install uninstall clean
+.PHONY: all build cross conformance test unit-test lab-test fuzz lint demo lab-up lab-down bench man completion install uninstall clean
 
 all: build
 
@@ -42,16 +42,23 @@ cross:
 # The whole suite: static checks, unit tests, bounded fuzzing, then the lab.
 # The lab comes up first: it also installs the tools some unit tests run
 # (jq for the example scheduler).
-test: lint lab-up unit-test fuzz lab-test
+test: lint lab-up unit-test conformance fuzz lab-test
 
 unit-test:
 	$(GO) test -tags "$(TAGS)" -count=1 ./...
 
 lint: cross
 	@test -z "$$(gofmt -l cmd lib test)" || { echo "gofmt would change:"; gofmt -l cmd lib test; exit 1; }
-	$(GO) vet -tags "$(TAGS) lab" ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) -tags "$(TAGS) lab" ./...
+	$(GO) vet -tags "$(TAGS) lab conformance" ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) -tags "$(TAGS) lab conformance" ./...
 	$(GO) test -count=1 -run '^TestHouseRules$$' ./test/
+
+# The OCI distribution-spec conformance suite (pinned in test/conformance, a
+# module of its own) against the in-process transfer registry: pull and push.
+conformance:
+	@mkdir -p bin
+	cd test/conformance && GOFLAGS=-mod=mod $(GO) test -c -o ../../bin/conformance.test github.com/opencontainers/distribution-spec/conformance
+	FARM_CONFORMANCE_TEST=$(CURDIR)/bin/conformance.test $(GO) test -tags "$(TAGS) conformance" -count=1 -run '^TestOCIConformance$$' -v ./lib/transfer
 
 fuzz:
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./lib/record

@@ -1,10 +1,10 @@
 package transfer
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -47,10 +47,10 @@ func (l *cacheLock) release() {
 	}
 }
 
-// pruneCache removes the repositories older than maxAge, then lets
-// docker-registry garbage-collect the blobs no remaining manifest uses. It
-// runs only under the exclusive cache lock, with no registry serving.
-func pruneCache(binary, dir string, maxAge time.Duration, log *slog.Logger) error {
+// pruneCache removes the repositories older than maxAge, then collects the
+// blobs no remaining manifest uses. It runs only under the exclusive cache
+// lock, with no registry serving.
+func pruneCache(ctx context.Context, dir string, maxAge time.Duration, log *slog.Logger) error {
 	repos, _ := filepath.Glob(filepath.Join(dir, "docker", "registry", "v2", "repositories", RepoPrefix, "*"))
 	removed := 0
 	for _, r := range repos {
@@ -64,19 +64,8 @@ func pruneCache(binary, dir string, maxAge time.Duration, log *slog.Logger) erro
 	if removed == 0 {
 		return nil
 	}
-	tmp, err := os.MkdirTemp("", "farm-registry-gc-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	conf := filepath.Join(tmp, "config.yml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %q\n", dir)), 0o600); err != nil {
-		return err
-	}
-	cmd := exec.Command(binary, "garbage-collect", conf)
-	cmd.Env = registryEnv(os.Environ())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("garbage-collecting the transfer registry cache %s: %w: %s", dir, err, lastLines(string(out), 3))
+	if err := collectGarbage(ctx, dir); err != nil {
+		return fmt.Errorf("garbage-collecting the transfer registry cache %s: %w", dir, err)
 	}
 	log.Info("pruned the transfer registry cache", "dir", dir, "repositories", removed, "older than", maxAge)
 	return nil

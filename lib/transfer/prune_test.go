@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -35,22 +36,13 @@ func fakeCache(t *testing.T) (dir, blob, oldRepo, newRepo string) {
 	return dir, blob, oldRepo, newRepo
 }
 
-func registryBinary(t *testing.T) string {
-	t.Helper()
-	bin, err := FindRegistryBinary()
-	if err != nil {
-		t.Fatalf("%v (scripts/farm-lab up installs it)", err)
-	}
-	return bin
-}
-
 func TestPruneCacheRemovesOldPushesAndTheirLayers(t *testing.T) {
-	bin := registryBinary(t)
+	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	// Nothing old: nothing is touched, not even an unused blob.
 	dir, blob, oldRepo, newRepo := fakeCache(t)
-	if err := pruneCache(bin, dir, 365*24*time.Hour, log); err != nil {
+	if err := pruneCache(ctx, dir, 365*24*time.Hour, log); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{blob, oldRepo, newRepo} {
@@ -61,7 +53,7 @@ func TestPruneCacheRemovesOldPushesAndTheirLayers(t *testing.T) {
 
 	// A week: the month-old push goes, its unused layer is collected, the
 	// recent push stays.
-	if err := pruneCache(bin, dir, 7*24*time.Hour, log); err != nil {
+	if err := pruneCache(ctx, dir, 7*24*time.Hour, log); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(oldRepo); !os.IsNotExist(err) {

@@ -337,12 +337,7 @@ func (p *Puller) registry(ctx context.Context) (*RunRegistry, error) {
 	case p.startErr != nil:
 		return nil, p.startErr
 	}
-	bin, err := FindRegistryBinary()
-	if err != nil {
-		p.startErr = unavailable("%v", err)
-		return nil, p.startErr
-	}
-	reg, err := StartRunRegistry(ctx, RunRegistryOptions{Binary: bin, Dir: p.opts.CacheDir, MaxAge: p.opts.CacheMaxAge, Log: log})
+	reg, err := StartRunRegistry(ctx, RunRegistryOptions{Dir: p.opts.CacheDir, MaxAge: p.opts.CacheMaxAge, Log: log})
 	if err != nil {
 		// A start cut short by a cancelled job may work for the next.
 		if ctx.Err() == nil {
@@ -350,7 +345,7 @@ func (p *Puller) registry(ctx context.Context) (*RunRegistry, error) {
 		}
 		return nil, err
 	}
-	log.Info("transfer registry started", "addr", reg.Addr(), "pid", reg.Pid(), "dir", reg.Dir)
+	log.Info("transfer registry started", "addr", reg.Addr(), "dir", reg.Dir)
 	p.reg = reg
 	return reg, nil
 }

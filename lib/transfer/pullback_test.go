@@ -144,7 +144,6 @@ func pushTo(t *testing.T, img testImage) http.HandlerFunc {
 }
 
 func TestPullThroughTheRunRegistry(t *testing.T) {
-	registryBinary(t)
 	for _, mode := range []string{ModeRegistry, ModeAuto} {
 		t.Run(mode, func(t *testing.T) {
 			f := newPullFixture(t, mode, "")
@@ -181,7 +180,6 @@ func containsName(names []string, n string) bool {
 }
 
 func TestPullFallsBackToAnArchive(t *testing.T) {
-	registryBinary(t)
 	for _, tc := range []struct {
 		name, mode, uri string
 		script          func(f *pullFixture)
@@ -261,7 +259,6 @@ func TestPullNothingWhenLocalHasItAndUndo(t *testing.T) {
 }
 
 func TestPullerAfterClose(t *testing.T) {
-	registryBinary(t)
 	f := newPullFixture(t, ModeRegistry, "")
 	f.puller.Close()
 	if _, err := f.puller.Pull(context.Background(), f.req); err == nil || !strings.Contains(err.Error(), "the transfer registry is stopped") {

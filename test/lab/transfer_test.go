@@ -134,11 +134,11 @@ func TestTransferSecondRunMovesOnlyTheChangedLayer(t *testing.T) {
 	t.Logf("bytes_in: first (registry, cold) %d, second (registry) %d, third (archive) %d", first.BytesIn, second.BytesIn, third.BytesIn)
 }
 
-var registryStarted = regexp.MustCompile(`msg="transfer registry started" addr=(\S+) pid=(\d+)`)
+var registryStarted = regexp.MustCompile(`msg="transfer registry started" addr=(\S+)`)
 
 // The transfer registry listens on 127.0.0.1 only, even when the
-// environment tells docker-registry otherwise; it is a child of farm-build,
-// and Ctrl-C stops it.
+// environment tells a registry otherwise (docker-registry took REGISTRY_*
+// as overrides); it is served by farm-build itself, and Ctrl-C stops it.
 func TestTransferRegistryIsOnLoopbackOnlyAndStopsWithTheRun(t *testing.T) {
 	root := repo(t)
 	planFile := pinnedJob(t, "linux/amd64", "lab-1")
@@ -155,7 +155,7 @@ func TestTransferRegistryIsOnLoopbackOnlyAndStopsWithTheRun(t *testing.T) {
 	defer errf.Close()
 	cmd := exec.Command(filepath.Join(root, "bin", "farm-build"), "-t", tag, "--transfer", "registry", dir)
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+tmp,
-		// docker-registry takes REGISTRY_* as configuration overrides.
+		// docker-registry took REGISTRY_* as configuration overrides.
 		"REGISTRY_HTTP_ADDR=0.0.0.0:5999", "REGISTRY_HTTP_HOST=http://0.0.0.0:5999")
 	cmd.Stderr, cmd.Stdout = errf, io.Discard
 	stdin, err := cmd.StdinPipe()
@@ -174,7 +174,7 @@ func TestTransferRegistryIsOnLoopbackOnlyAndStopsWithTheRun(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no \"transfer registry started\" line:\n%s", data)
 	}
-	addr, pid := m[1], m[2]
+	addr, pid := m[1], strconv.Itoa(cmd.Process.Pid)
 	if !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Errorf("registry address %s", addr)
 	}
@@ -197,24 +197,12 @@ func TestTransferRegistryIsOnLoopbackOnlyAndStopsWithTheRun(t *testing.T) {
 			t.Errorf("the registry listens on %s: %s", local, line)
 		}
 	}
-	raw, _ := os.ReadFile("/proc/" + pid + "/stat")
-	stat := string(raw)
-	if f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:]); len(f) < 2 || f[1] != strconv.Itoa(cmd.Process.Pid) {
-		t.Errorf("registry %s is not a child of farm-build %d: %s", pid, cmd.Process.Pid, stat)
-	}
-
 	// Ctrl-C reaches the whole pipeline: the stage before farm-build ends
 	// too, and its stdin with it.
 	cmd.Process.Signal(syscall.SIGINT)
 	stdin.Close()
 	if code := waitExit(t, cmd, time.Minute); code != 130 {
 		t.Errorf("exit %d after SIGINT, want 130", code)
-	}
-	if _, err := os.Stat("/proc/" + pid); err == nil {
-		cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
-		if strings.Contains(string(cmdline), "docker-registry") {
-			t.Errorf("the transfer registry (pid %s) outlived farm-build", pid)
-		}
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
