@@ -19,6 +19,11 @@ export CGO_ENABLED = 0
 LABTIMEOUT ?= 40m
 FUZZTIME  ?= 20s
 STATICCHECK := v0.8.2
+# Every shell script (apt-get install shellcheck): executables with a sh or
+# bash shebang, checked as their shebang says, and the bash parts they source
+# (*.sh, no shebang).
+SHELLSCRIPTS = $(shell grep -lrsE '^\#!.*\b(ba)?sh\b' scripts bench --exclude='*.md')
+SOURCEDSCRIPTS = $(filter-out $(SHELLSCRIPTS),$(wildcard scripts/*/*.sh bench/*.sh bench/lib/*.sh))
 # Every stage builds for these; `make cross` puts them in bin/GOOS-GOARCH/.
 CROSS     := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 
@@ -52,6 +57,8 @@ lint: cross
 	$(GO) vet -tags "$(TAGS) lab conformance" ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) -tags "$(TAGS) lab conformance" ./...
 	$(GO) test -count=1 -run '^TestHouseRules$$' ./test/
+	shellcheck -x $(SHELLSCRIPTS)
+	shellcheck -x -s bash $(SOURCEDSCRIPTS)
 
 # The OCI distribution-spec conformance suite (pinned in test/conformance, a
 # module of its own) against the in-process transfer registry: pull and push.
@@ -79,6 +86,7 @@ demo: build lab-up
 
 bench: build lab-up
 	bench/run
+	bench/b7/run
 
 # Man pages and shell completions are generated from the binaries' own flag
 # definitions (hidden --generate-man / --generate-completion SHELL), so they

@@ -30,7 +30,7 @@ rotate_plan() {
 }
 
 bench_B4() {
-	local dir=$ROOT/bench/lib/count secs=${B4_SECONDS:-24} n r id t nc tag
+	local dir=$ROOT/bench/lib/count secs=${B4_SECONDS:-24} n r t nc tag
 	n=$(iters arm64 "$secs")
 	say "N=$n (arm64 about ${secs} s), $RUNS runs"
 	local first=() second=() shuffled=() r2=() rs=() lines=() checks=()

@@ -61,6 +61,7 @@ bench_B5() {
 	trap 'exit 130' INT TERM
 	say "scripts/farm-lab up 8"
 	"$ROOT/scripts/farm-lab" up 8 >"$OUT/runs/b5-up8.log" 2>&1 || { warn "farm-lab up 8 failed"; return 1; }
+	# shellcheck source=/dev/null # written by scripts/farm-lab up
 	source "$FARM_LAB_DIR/lab.env"
 
 	local override=$OUT/b5-override.conf portfile=$OUT/b5-port port

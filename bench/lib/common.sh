@@ -79,12 +79,15 @@ node_podman() { local n=$1; shift; podman --url "unix://$(lab_sock "$n")" "$@"; 
 BENCH_REPO=localhost/farm-bench
 cleanup_images() {
 	local n ids
+	# shellcheck disable=SC2046 # list names, one word each
 	podman manifest rm $(podman images --filter "reference=$BENCH_REPO/*" --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' | sort -u) >/dev/null 2>&1 || true
 	ids=$(podman images --filter "reference=$BENCH_REPO/*" -q | sort -u)
+	# shellcheck disable=SC2086 # image ids, one word each
 	[[ -z $ids ]] || podman rmi -f $ids >/dev/null 2>&1 || true
 	for n in $FARM_LAB_NODES; do
 		[[ -S $(lab_sock "$n") ]] || continue
 		ids=$(node_podman "$n" images --filter "reference=$BENCH_REPO/*" -q 2>/dev/null | sort -u) || continue
+		# shellcheck disable=SC2086 # image ids, one word each
 		[[ -z $ids ]] || node_podman "$n" rmi -f $ids >/dev/null 2>&1 || true
 	done
 }
@@ -98,7 +101,8 @@ cleanup_images() {
 # how busy the machine was during calibration (a busy calibration gave a 40%
 # smaller N and a step under the 10 s asked for).
 calibrate() {
-	local f=$OUT/calibration.env arch t0 t1 n try rate best
+	local f=$OUT/calibration.env arch t0 t1 n rate best
+	# shellcheck source=/dev/null # a calibration of an earlier run
 	if [[ -s $f ]]; then source "$f"; return; fi
 	for arch in amd64 arm64; do
 		local img=localhost/busybox:$arch
@@ -107,7 +111,7 @@ calibrate() {
 		n=200000
 		[[ $arch == amd64 ]] && n=2000000
 		best=0
-		for try in 1 2 3; do
+		for _ in 1 2 3; do
 			timeit t0 podman run --rm --pull=never --platform "linux/$arch" "$img" true 2>/dev/null
 			timeit t1 podman run --rm --pull=never --platform "linux/$arch" "$img" \
 				sh -c "i=0; while [ \$i -lt $n ]; do i=\$((i+1)); done" 2>/dev/null
@@ -116,7 +120,9 @@ calibrate() {
 		done
 		printf 'RATE_%s=%s\n' "$arch" "$best" >>"$f"
 	done
+	# shellcheck source=/dev/null # the calibration written just above
 	source "$f"
+	# shellcheck disable=SC2154 # RATE_* come from the calibration file sourced above
 	say "calibrated busybox sh loop: amd64 $RATE_amd64/s, arm64 $RATE_arm64/s"
 }
 # iters ARCH SECONDS: N for a RUN step of about SECONDS on ARCH.

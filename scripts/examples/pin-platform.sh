@@ -22,7 +22,7 @@
 # but the error records read is written then), 2 usage.
 set -eu
 
-me=pin-platform.sh
+me="pin-platform.sh"
 
 usage() {
 	cat <<EOF
@@ -85,6 +85,7 @@ cat >"$input"
 
 # The pins as jq objects {platform, node}; the node name is everything
 # after the first "=".
+# shellcheck disable=SC2016 # $ARGS is jq's, not the shell's
 pins='def pins: $ARGS.positional | map(index("=") as $i | {platform: .[:$i], node: .[$i + 1:]});'
 
 problems=$(jq -rs "$pins"'
