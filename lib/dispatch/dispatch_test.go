@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"github.com/containers/image/v5/docker/reference"
 	"reflect"
 	"strings"
 	"testing"
@@ -30,6 +31,35 @@ func TestPlatformTag(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("%s %s: got %q, %v; want %q", tc.tag, tc.plat, got, err, tc.want)
+		}
+	}
+}
+
+// Tags near the 128-character limit: every platform keeps a tag of its
+// own, within the limit, and two long tags differing only at the end stay
+// apart (issue 15 item 4: truncation gave both platforms one tag).
+func TestPlatformTagLong(t *testing.T) {
+	seen := map[string]string{}
+	for _, n := range []int{110, 119, 120, 125, 126, 128} {
+		for _, last := range []string{"a", "b"} {
+			tag := "localhost/app:" + strings.Repeat("x", n-1) + last
+			for _, p := range []string{"linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6"} {
+				got, err := PlatformTag(tag, platform.MustParse(p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := reference.ParseNormalizedNamed(got); err != nil {
+					t.Errorf("%s: %v", got, err)
+				}
+				suffix := "-" + strings.ReplaceAll(p, "/", "-")
+				if !strings.HasSuffix(got, suffix) {
+					t.Errorf("%s lost its platform %s", got, p)
+				}
+				if other, dup := seen[got]; dup {
+					t.Errorf("%s for both %s and %s %s", got, other, tag, p)
+				}
+				seen[got] = tag + " " + p
+			}
 		}
 	}
 }

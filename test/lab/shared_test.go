@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/farm-build/farm/lib/record"
 )
 
 // relPins pins platforms to nodes (PLATFORM=NODE ...) and saves the plan.
@@ -76,4 +78,46 @@ func TestInterruptedRunKeepsAnotherRunsImage(t *testing.T) {
 	if out, err := exec.Command("podman", "manifest", "push", "--all", "--tls-verify=false", b, dest).CombinedOutput(); err != nil {
 		t.Fatalf("run B's list no longer pushes: %v\n%s", err, out)
 	}
+}
+
+// A tag of 125 characters: TAG-os-arch would be over the 128 allowed.
+// Each platform keeps a tag of its own (TAG cut short, with a hash), so no
+// pull-back takes another's tag, and the list holds both platforms.
+func TestLongTagKeepsEveryPlatformApart(t *testing.T) {
+	nonce := relNonce()
+	tag := "localhost/farm-test/longtag:" + nonce + strings.Repeat("x", 125-len(nonce))
+	relRemoveLocal(t, tag)
+	dir := t.TempDir()
+	images := filepath.Join(dir, "images.jsonl")
+	r := run(t, nil, fmt.Sprintf("set -o pipefail; farm-nodes --farm lab --timeout 60s | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t %s --build-arg NONCE=%s test/lab/testdata/targetarch | tee %s | farm-manifest", tag, nonce, images))
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	imgs := imagesOf(decode(t, relRead(images)))
+	amd, arm := imgs["linux/amd64"], imgs["linux/arm64"]
+	if amd == nil || arm == nil || amd.Ref == arm.Ref || len(amd.Ref) > len(tag)+20 {
+		t.Fatalf("want two images with a tag each: %+v %+v", amd, arm)
+	}
+	t.Cleanup(func() {
+		relRemoveOnNodes(t, amd.Ref, arm.Ref)
+		exec.Command("podman", "rmi", amd.Ref, arm.Ref).Run()
+	})
+	for _, img := range []string{amd.Ref, arm.Ref} {
+		if exec.Command("podman", "image", "exists", img).Run() != nil {
+			t.Errorf("%s is not in local storage", img)
+		}
+	}
+	m := manifestOf(decode(t, r.stdout))
+	if m == nil || len(m.Instances) != 2 {
+		t.Fatalf("want a list of two: %+v", m)
+	}
+}
+
+func manifestOf(recs []record.Record) *record.Manifest {
+	for _, r := range recs {
+		if m, ok := r.(*record.Manifest); ok {
+			return m
+		}
+	}
+	return nil
 }
