@@ -83,6 +83,12 @@ func Create(ctx context.Context, client *podman.Client, name string, imgs []*rec
 	if err := removeExisting(local, name); err != nil {
 		return nil, err
 	}
+	// The per-platform tags name this list's images, whatever a run of
+	// the same tag did meanwhile: the list and its tags come from one run,
+	// and every member is tagged, so `podman image prune` keeps it.
+	if err := tagMembers(local, imgs); err != nil {
+		return nil, err
+	}
 	id, err := manifests.Create(local, name, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("creating manifest list %s: %w", name, err)
@@ -125,6 +131,27 @@ func verifyPlatform(local context.Context, img *record.Image) (platform.Platform
 		return want, fmt.Errorf("image %s is %s by its config, but its record says %s; was the record edited, or the tag moved? run farm-build again", stringid.TruncateID(img.ID), got, want)
 	}
 	return want, nil
+}
+
+// tagMembers points each image's per-platform tag (its record's ref) at it.
+func tagMembers(local context.Context, imgs []*record.Image) error {
+	for _, img := range imgs {
+		if img.Ref == "" {
+			continue // a hand-written record: nothing to keep in step
+		}
+		named, err := reference.ParseNormalizedNamed(img.Ref)
+		if err != nil {
+			return fmt.Errorf("image %s: ref %q: %w", img.Platform, img.Ref, err)
+		}
+		tagged, ok := named.(reference.NamedTagged)
+		if !ok {
+			continue // not a per-platform tag (a hand-written record)
+		}
+		if err := images.Tag(local, img.ID, tagged.Tag(), tagged.Name(), nil); err != nil {
+			return fmt.Errorf("tagging %s as %s: %w", stringid.TruncateID(img.ID), img.Ref, err)
+		}
+	}
+	return nil
 }
 
 func removeExisting(local context.Context, name string) error {

@@ -85,6 +85,7 @@ type Puller struct {
 type owned struct {
 	id, ref string
 	fresh   bool
+	prev    string // the image ref named before, if another
 }
 
 // NewPuller prepares the pull-back into the local podman service.
@@ -157,6 +158,11 @@ func (p *Puller) Pull(ctx context.Context, req Request) (Result, error) {
 	// The name is this run's only if it did not name this image already
 	// (an earlier run of the same tag left it): undo must not take it.
 	ours := owned{id: req.ID, ref: req.Ref, fresh: !have}
+	// The image the name is on now (a run of the same tag before this
+	// one, whose list may hold it) gets it back on undo.
+	if prev, err := images.GetImage(local, req.Ref, nil); err == nil && prev.ID != req.ID {
+		ours.prev = prev.ID
+	}
 	if have {
 		if named, err := hasName(local, req.ID, req.Ref); err != nil || named {
 			ours.ref = ""
@@ -212,9 +218,11 @@ func (p *Puller) remember(o owned) {
 }
 
 // Undo takes back what this run did to local storage; it runs when the run
-// is cancelled. It removes the per-platform names this run gave, and an
-// image only when this run brought it and nothing else names it (see
-// Release): an image another run found there, or named meanwhile, stays.
+// is cancelled. It removes the per-platform names this run gave (giving a
+// name back to the image it was on before: an earlier run's list may hold
+// that one), and an image only when this run brought it and nothing else
+// names it (see Release): an image another run found there, or named
+// meanwhile, stays.
 // It takes a context of its own: the run's is gone.
 func (p *Puller) Undo() {
 	p.mu.Lock()
@@ -227,7 +235,12 @@ func (p *Puller) Undo() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, o := range owned {
-		if err := Release(p.local.Bind(ctx), o.id, o.ref, o.fresh); err != nil {
+		api := p.local.Bind(ctx)
+		err := Release(api, o.id, o.ref, o.fresh)
+		if o.ref != "" && o.prev != "" {
+			err = errors.Join(err, tag(api, o.prev, o.ref))
+		}
+		if err != nil {
 			p.opts.Log.Warn("taking back what this run put into local storage", "error", err)
 		}
 	}

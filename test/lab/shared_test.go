@@ -121,3 +121,72 @@ func manifestOf(recs []record.Record) *record.Manifest {
 	}
 	return nil
 }
+
+// Two and three pipelines with one tag at once, the third interrupted once
+// its amd64 image took the per-platform tag: whichever list is left, its
+// per-platform tags name its very images (every member tagged, so `podman
+// image prune` keeps them), it pushes with `podman manifest push --all`,
+// and both members run.
+func TestSameTagRunsLeaveOneConsistentState(t *testing.T) {
+	for _, n := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d runs", n), func(t *testing.T) {
+			name := "localhost/farm-test/sametag:" + relNonce()
+			amd, arm := name+"-linux-amd64", name+"-linux-arm64"
+			relRemoveLocal(t, name, amd, arm)
+			t.Cleanup(func() { relRemoveOnNodes(t, amd, arm) })
+			ctxDir := relContext(t, map[string]string{"Containerfile": nonceFile})
+			dir := t.TempDir()
+			nonces := map[string]string{} // digest of an amd64 image -> its run's nonce
+			var pipes []*relProc
+			var outs []string
+			for i := 0; i < 2; i++ {
+				out := filepath.Join(dir, fmt.Sprintf("images-%d.jsonl", i))
+				outs = append(outs, out)
+				nonce := relNonce()
+				nonces[out] = nonce
+				pipes = append(pipes, relStart(t, nil, nil, "bash", "-c", fmt.Sprintf("set -o pipefail; farm-nodes --farm lab --timeout 60s | farm-plan --platforms linux/amd64,linux/arm64 "+
+					"| farm-build -t %s --build-arg NONCE=%s %s | tee %s | farm-manifest", name, nonce, ctxDir, out)))
+			}
+			if n == 3 {
+				split := relContext(t, map[string]string{"Containerfile": relSplitContainerfile})
+				nonce := relNonce()
+				third := relStart(t, nil, relOpen(t, relPins(t, "linux/amd64=lab-3", "linux/arm64=lab-3")), "farm-build", "--progress", "plain",
+					"-t", name, "--build-arg", "NONCE="+nonce, split)
+				relWaitFor(t, third, third.stderr, "in local storage as "+amd, 4*time.Minute)
+				relWaitFor(t, third, third.stderr, "sleeping-"+nonce, 4*time.Minute)
+				third.cmd.Process.Signal(syscall.SIGINT)
+				if code := third.wait(t, time.Minute); code != 130 {
+					t.Fatalf("the interrupted run: exit %d, want 130", code)
+				}
+			}
+			for i, p := range pipes {
+				if code := p.wait(t, 5*time.Minute); code != 0 {
+					t.Fatalf("pipeline %d: exit %d", i, code)
+				}
+			}
+			list := relListDigests(t, name)
+			var winner string
+			for _, out := range outs {
+				if relSame(list, relDigestsOf(imagesOf(decode(t, relRead(out))))) {
+					winner = out
+				}
+			}
+			if winner == "" {
+				t.Fatalf("the list %v is no pipeline's set of images", list)
+			}
+			for plat, ref := range map[string]string{"linux/amd64": amd, "linux/arm64": arm} {
+				if d := podman(t, "image", "inspect", "--format", "{{.Digest}}", ref); d != list[plat] {
+					t.Errorf("%s is %s, but the list's %s member is %s: tags and list of different runs", ref, d, plat, list[plat])
+				}
+				out := strings.Fields(podman(t, "run", "--rm", "--pull=never", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", ref))
+				if len(out) == 0 || out[len(out)-1] != nonces[winner] {
+					t.Errorf("%s says %q, want the list's run's nonce %s", ref, out, nonces[winner])
+				}
+			}
+			dest := "docker://" + labVar(t, "FARM_LAB_REGISTRY") + "/farm-test/sametag:" + relNonce()
+			if out, err := exec.Command("podman", "manifest", "push", "--all", "--tls-verify=false", name, dest).CombinedOutput(); err != nil {
+				t.Fatalf("the list does not push: %v\n%s", err, out)
+			}
+		})
+	}
+}
