@@ -45,10 +45,12 @@ p5_service_up() {
 p5_sshd_up() { pid_alive "$P5_STATE/sshd.pid" "$P5_SEEN/sshd_config"; }
 
 p5_mirror() {
+    local m
     [[ -n $P5_MIRROR ]] && { echo "$P5_MIRROR"; return; }
-    # the mirror apt uses here (deb822 or one-line sources)
-    grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+)https?://[^[:space:]]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
-        grep -v security | head -n1 | grep -oE 'https?://[^[:space:]]+' || echo http://deb.debian.org/debian
+    # the Debian mirror apt uses here (what apt reads, not what files say)
+    # shellcheck disable=SC2016 # apt expands $(LABEL), not the shell
+    m=$(apt-get indextargets --format '$(LABEL) $(REPO_URI)' 2>/dev/null | awk '$1 == "Debian" {print $2; exit}')
+    echo "${m:-http://deb.debian.org/debian/}"
 }
 
 p5_rootfs() {
