@@ -8,6 +8,7 @@ import (
 
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/dispatch"
+	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/progress"
 	"github.com/farm-build/farm/lib/registry"
 	"github.com/farm-build/farm/lib/stage"
@@ -96,6 +97,7 @@ func options(c *cli.Context, stdin io.Reader) (dispatch.BuildOptions, error) {
 	if c.Bool("push") {
 		opts.Config.Push = &registry.Options{TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile")}
 	}
+	opts.Local = local.RequestFrom(c)
 	opts.Transfer = transfer.Options{
 		Mode: c.String("transfer"), ArchiveFormat: c.String("archive-format"), CacheMaxAge: c.Duration("transfer-cache-max-age"),
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/manifest"
 	"github.com/farm-build/farm/lib/registry"
 	"github.com/farm-build/farm/lib/stage"
@@ -62,13 +63,13 @@ func newApp(stdin io.Reader) *cli.App {
 		Usage:       "make one manifest list from farm-build's images",
 		UsageText:   "farm-manifest [--push DEST] [--allow-partial] [NAME] < images.jsonl",
 		Description: description,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "allow-partial", Usage: "make a list of the platforms that succeeded even when others failed, or when farm-build did not finish (its output has no end record)"},
 			&cli.StringFlag{Name: "push", Usage: "then push the list and every image to `DEST` (e.g. docker://registry.example.com/app:1.0), as podman manifest push --all does; for images from farm-build --push the list is made in their registry, and DEST must name that list (default: no push)"},
 			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "registry access (--push, or images from farm-build --push): require HTTPS and verify certificates"},
 			&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "registry access: `PATH` of the credentials file (default: podman's auth.json, as podman login writes it)"},
 			&cli.StringFlag{Name: "format", Value: "oci", Usage: "manifest list `TYPE` in the registry: oci (image index) or v2s2 (Docker manifest list)"},
-		},
+		}, local.Flags()...),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return stage.UsageError{Err: err}
 		},
@@ -105,5 +106,6 @@ func options(c *cli.Context, stdin io.Reader) (manifest.RunOptions, error) {
 	return manifest.RunOptions{
 		Stage: name, Name: c.Args().First(), AllowPartial: c.Bool("allow-partial"), Push: c.String("push"), Format: c.String("format"),
 		Registry: registry.Options{TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile")},
+		Local:    local.RequestFrom(c),
 	}, nil
 }

@@ -30,6 +30,9 @@ type Target struct {
 type Inventory struct {
 	Targets map[string]Target
 	Farms   map[string][]string
+	// Default is the default connection's name (podman-connections.json's
+	// Connection.Default, else containers.conf's active_service), if any.
+	Default string
 	// Sources lists the files read, for error messages.
 	Sources []string
 }
@@ -64,6 +67,7 @@ func Load(opts LoadOptions) (*Inventory, error) {
 	for name, nodes := range cfg.Farms.List {
 		inv.Farms[name] = nodes
 	}
+	inv.Default = cfg.Engine.ActiveService
 	inv.Sources = append(inv.Sources, "containers.conf")
 
 	path := opts.ConnectionsJSON
@@ -95,6 +99,7 @@ func connectionsJSONPath(getenv func(string) string) string {
 // ConnectionsFile); its fields carry no json tags, hence the Go names.
 type connectionsFile struct {
 	Connection struct {
+		Default     string
 		Connections map[string]struct {
 			URI       string
 			Identity  string
@@ -123,6 +128,9 @@ func (inv *Inventory) readConnectionsJSON(path string) error {
 	}
 	for name, nodes := range f.Farm.List {
 		inv.Farms[name] = nodes
+	}
+	if f.Connection.Default != "" {
+		inv.Default = f.Connection.Default
 	}
 	inv.Sources = append(inv.Sources, path)
 	return nil

@@ -22,6 +22,8 @@ type BuildOptions struct {
 	Config Config
 	// Transfer says how images come back (unused with Config.Push).
 	Transfer transfer.Options
+	// Local names the local store (--url, --connection).
+	Local local.Request
 }
 
 // Build is farm-build: make the context once, then run the plan read from
@@ -53,7 +55,7 @@ func Build(ctx context.Context, opts BuildOptions, in io.Reader, out io.Writer, 
 	cfg.Context, cfg.ContextSize = func() io.Reader { return bc.NewReader() }, bc.Size()
 
 	if cfg.Push == nil {
-		svc, err := local.Open(ctx, log)
+		svc, err := local.OpenRequest(ctx, log, opts.Local)
 		if err != nil {
 			return fail(err)
 		}

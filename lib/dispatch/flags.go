@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/transfer"
 	"github.com/urfave/cli/v2"
 )
@@ -28,8 +29,9 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "how to show the builds on stderr, `MODE`: tty (one live line per job: phase, step N/M, done or failed; the tail of a failed build's log), plain (every build line prefixed [platform@node]), or auto (tty on a terminal)"},
 		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back, `FORMAT`: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
 		&cli.DurationFlag{Name: "transfer-cache-max-age", Value: transfer.DefaultCacheMaxAge, Usage: "with the registry transfer: before serving, prune pushes older than this `DURATION` from its cache (~/.cache/farm/registry), then garbage-collect their layers; skipped while another run uses the cache"},
-		&cli.StringFlag{Name: "transfer", Value: transfer.ModeAuto, Usage: "how images come back, `MODE`: registry (each node pushes through its SSH connection to a registry farm-build runs on 127.0.0.1: only layers this machine lacks cross the link), archive (the whole image every time), or auto (registry where the node's SSH allows port forwarding and docker-registry is installed, else archive, saying why)"},
+		&cli.StringFlag{Name: "transfer", Value: transfer.ModeAuto, Usage: "how images come back, `MODE`: registry (each node pushes through its SSH connection to a registry farm-build runs on 127.0.0.1: only layers this machine lacks cross the link), archive (the whole image every time), or auto (registry where the node's SSH allows port forwarding, else archive, saying why)"},
 	}
+	fs = append(fs, local.Flags()...)
 	// podman build flags that make no sense on a farm: the plan decides the
 	// platforms and farm-manifest makes the list. Refuse them by name rather
 	// than with "flag provided but not defined".

@@ -15,15 +15,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/podman"
 )
 
 // Service is a local podman service; Close stops it if this run started it.
 type Service struct {
-	URI  string
-	cmd  *exec.Cmd
-	dir  string
-	done chan struct{}
+	URI string
+	// Identity is the SSH key of a system connection's service.
+	Identity string
+	cmd      *exec.Cmd
+	dir      string
+	done     chan struct{}
 }
 
 // Candidates lists the sockets podman itself would use, in order:
@@ -41,23 +44,39 @@ func Candidates(getenv func(string) string) []string {
 	return []string{fmt.Sprintf("unix:///run/user/%d/podman/podman.sock", os.Geteuid())}
 }
 
-// Open returns a running local service: the first candidate that answers,
-// or a `podman system service` started on a private socket for this run.
-// CONTAINER_HOST that does not answer is an error, never silently replaced.
+// Open returns a running local service, found as Choose says (with no
+// flags: the environment and the connections files), or a `podman system
+// service` started on a private socket for this run when nothing was named
+// and no local socket answers. A named service that does not answer is an
+// error, never silently replaced. It says at info level which one it uses.
 func Open(ctx context.Context, log *slog.Logger) (*Service, error) {
-	cands := Candidates(os.Getenv)
-	for _, uri := range cands {
-		if answers(ctx, uri) {
-			return &Service{URI: uri}, nil
-		}
-	}
-	if os.Getenv("CONTAINER_HOST") != "" {
-		return nil, fmt.Errorf("local podman service %s (CONTAINER_HOST) does not answer; start it with `podman system service` or unset CONTAINER_HOST", cands[0])
-	}
-	return start(ctx, log)
+	return OpenRequest(ctx, log, Request{})
 }
 
-func answers(ctx context.Context, uri string) bool {
+// OpenRequest is Open with the user's --url / --connection.
+func OpenRequest(ctx context.Context, log *slog.Logger, req Request) (*Service, error) {
+	choices, err := Choose(req, os.Getenv, func() (*conn.Inventory, error) { return conn.Load(conn.LoadOptions{}) })
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range choices {
+		if answers(ctx, c) {
+			log.Info("local podman service", "uri", c.URI, "from", c.Source)
+			return &Service{URI: c.URI, Identity: c.Identity}, nil
+		}
+		if c.Explicit {
+			return nil, fmt.Errorf("local podman service %s (%s) does not answer; is it running (podman machine start, podman system service)? try: podman --url %s info, or name another service", c.URI, c.Source, c.URI)
+		}
+	}
+	s, err := start(ctx, log)
+	if err == nil {
+		log.Info("local podman service", "uri", s.URI, "from", "private service for this run")
+	}
+	return s, err
+}
+
+func answers(ctx context.Context, c Choice) bool {
+	uri := c.URI
 	if path, ok := strings.CutPrefix(uri, "unix://"); ok {
 		c, err := net.DialTimeout("unix", path, time.Second)
 		if err != nil {
@@ -67,7 +86,7 @@ func answers(ctx context.Context, uri string) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := podman.Connect(ctx, uri)
+	_, err := podman.ConnectIdentity(ctx, uri, c.Identity)
 	return err == nil
 }
 
@@ -112,7 +131,7 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 			return nil, context.Cause(ctx)
 		case <-time.After(100 * time.Millisecond):
 		}
-		if answers(ctx, s.URI) {
+		if answers(ctx, Choice{URI: s.URI}) {
 			return s, nil
 		}
 	}
@@ -122,7 +141,7 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 
 // Connect returns a client of the service.
 func (s *Service) Connect(ctx context.Context) (*podman.Client, error) {
-	c, err := podman.Connect(ctx, s.URI)
+	c, err := podman.ConnectIdentity(ctx, s.URI, s.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("local podman service %s: %w; is it still running? try: podman --url %s info", s.URI, err, s.URI)
 	}

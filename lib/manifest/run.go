@@ -27,6 +27,8 @@ type RunOptions struct {
 	// Format is the list type in a registry: oci or v2s2.
 	Format   string
 	Registry registry.Options
+	// Local names the local store (--url, --connection).
+	Local local.Request
 }
 
 // ErrUsage matches (errors.Is) a Run error that is the user's choice of
@@ -135,7 +137,7 @@ func withTransport(dest string) string {
 // locally makes the list in the local podman storage, and pushes it when
 // asked.
 func locally(ctx context.Context, name string, imgs []*record.Image, opts RunOptions, log *slog.Logger) (*record.Manifest, error) {
-	svc, err := local.Open(ctx, log)
+	svc, err := local.OpenRequest(ctx, log, opts.Local)
 	if err != nil {
 		return nil, err
 	}

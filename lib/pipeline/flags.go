@@ -60,6 +60,8 @@ var routes = map[string]route{
 	"allow-partial": {stages: []string{Manifest}},
 	"tls-verify":    {stages: []string{Build, Manifest}},
 	"authfile":      {stages: []string{Build, Manifest}},
+	"connection":    {stages: []string{Build, Manifest}},
+	"url":           {stages: []string{Build, Manifest}},
 	"log-level":     {stages: Order},
 	"log-format":    {stages: Order},
 	"nodes-with":    {},

@@ -31,7 +31,14 @@ type Client struct {
 // Connect dials uri (unix://, tcp:// or ssh://) and checks that the
 // service answers, bounded by ctx. Nothing of ctx outlives the call.
 func Connect(ctx context.Context, uri string) (*Client, error) {
-	bctx, err := bindings.NewConnection(ctx, uri)
+	return ConnectIdentity(ctx, uri, "")
+}
+
+// ConnectIdentity is Connect with an SSH identity file for an ssh:// uri
+// (a system connection's identity); empty: $CONTAINER_SSHKEY, else the
+// agent, as pkg/bindings does.
+func ConnectIdentity(ctx context.Context, uri, identity string) (*Client, error) {
+	bctx, err := bindings.NewConnectionWithIdentity(ctx, uri, identity, false)
 	if err != nil {
 		return nil, err
 	}
