@@ -74,6 +74,8 @@ func newApp(stdin io.Reader) *cli.App {
 			&cli.StringFlag{Name: "affinity",
 				Usage: "mix `KEY` (say, the image name) into the choice, so different images spread over the farm " +
 					"while each keeps its placement (default: none, every image places platforms alike)"},
+			&cli.IntFlag{Name: "max-alternatives", Value: plan.DefaultMaxAlternatives,
+				Usage: "give each job at most the `N` best other nodes to fail over to, so job lines stay small for any farm size"},
 			&cli.BoolFlag{Name: "explain",
 				Usage: "print on stderr, for each platform, the candidate nodes with class, jobs, CPUs, load and score, and why one was chosen"},
 		},
@@ -120,5 +122,8 @@ func options(c *cli.Context) (plan.Options, error) {
 	opts.Emulation = em
 	opts.Affinity = c.String("affinity")
 	opts.Explain = c.Bool("explain")
+	if opts.MaxAlternatives = c.Int("max-alternatives"); opts.MaxAlternatives < 1 {
+		return opts, stage.Usagef("--max-alternatives %d: want 1 or more", opts.MaxAlternatives)
+	}
 	return opts, nil
 }

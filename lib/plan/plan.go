@@ -69,7 +69,16 @@ type Options struct {
 	Affinity string
 	// Explain asks Plan to fill Result.Decisions.
 	Explain bool
+	// MaxAlternatives bounds each job's alternatives to the best ones
+	// (DefaultMaxAlternatives when 0), so a job line stays far below the
+	// 4 MiB record limit however big the farm (--max-alternatives).
+	MaxAlternatives int
 }
+
+// DefaultMaxAlternatives is --max-alternatives' default: enough fail-overs
+// for any failure that is not the whole farm's, and a job line of a few
+// KiB with lab-sized node records (17 node records at most).
+const DefaultMaxAlternatives = 16
 
 // Result is a plan.
 type Result struct {
@@ -276,6 +285,13 @@ func place(t *target, nodes []node, opts Options) (record.Job, Decision) {
 	alts = append(alts, cands[:chosen]...)
 	alts = append(alts, cands[chosen+1:]...)
 	slices.SortFunc(alts, func(a, b ranked) int { return byScore(nodes, a, b) })
+	max := opts.MaxAlternatives
+	if max <= 0 {
+		max = DefaultMaxAlternatives
+	}
+	if len(alts) > max {
+		alts = alts[:max]
+	}
 	job := record.Job{
 		Platform:     t.name,
 		Node:         nodes[win.idx].rec,

@@ -602,3 +602,33 @@ func TestPlanExplain(t *testing.T) {
 		t.Errorf("amd64 candidates %+v: want the load as it stood", amd64)
 	}
 }
+
+// A farm of 9,000 nodes that all build the platform: every job line stays
+// far below the record limit (issue 15 item 5: it was over 4 MiB), with
+// the best DefaultMaxAlternatives as alternatives; the bound is a flag.
+func TestAlternativesAreBounded(t *testing.T) {
+	nodes := make([]record.Node, 9000)
+	for i := range nodes {
+		nodes[i] = record.Node{Name: fmt.Sprintf("node-%04d", i), URI: fmt.Sprintf("ssh://core@10.0.%d.%d/run/podman/podman.sock", i/250, i%250),
+			Native: []string{"linux/amd64"}, Emulated: []string{"linux/arm64"}, CPUs: 1 + i%16}
+	}
+	for _, max := range []int{0, 3} {
+		res, err := Plan(nodes, Options{Platforms: []platform.Platform{platform.MustParse("linux/amd64"), platform.MustParse("linux/arm64")}, MaxAlternatives: max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := max
+		if max == 0 {
+			want = DefaultMaxAlternatives
+		}
+		for _, job := range res.Jobs {
+			line, err := json.Marshal(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(job.Alternatives) != want || len(line) > 64<<10 {
+				t.Errorf("%s: %d alternatives, a line of %d bytes; want %d and a few KiB", job.Platform, len(job.Alternatives), len(line), want)
+			}
+		}
+	}
+}
