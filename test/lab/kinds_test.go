@@ -167,7 +167,7 @@ func TestKindsInterruptStopsTheBuild(t *testing.T) {
 			if r := run(t, nil, "farm-nodes --node "+n+" "+kindsTimeout+" | farm-plan --platforms linux/arm64 > "+plan); r.code != 0 {
 				t.Fatalf("planning: exit %d", r.code)
 			}
-			cmd, stdout, stderr := startBuild(t, plan, "localhost/farm-test/kinds-cancel:"+sleep, sleep)
+			cmd, stdout, stderr := startBuild(t, plan, "localhost/farm-test/kinds-cancel:"+sleep, sleep, "--log-level", "debug")
 			waitFor(t, stderr, "sleeping "+sleep+"s", 2*time.Minute)
 			var pids []string
 			for _, line := range psMatches(t, "sleep "+sleep) {
@@ -182,7 +182,8 @@ func TestKindsInterruptStopsTheBuild(t *testing.T) {
 			}
 			time.Sleep(2 * time.Second)
 			if left := nodePids(t, n, pids); len(left) != 0 {
-				t.Fatalf("2 s after farm-build exited, %s still runs pids %v of the build", n, left)
+				data, _ := os.ReadFile(stderr)
+				t.Fatalf("2 s after farm-build exited, %s still runs pids %v of the build; farm-build said:\n%s", n, left, data)
 			}
 			if data, _ := os.ReadFile(stdout); len(imagesOf(decode(t, string(data)))) != 0 {
 				t.Errorf("an interrupted run must not report images")
