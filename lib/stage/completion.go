@@ -45,12 +45,12 @@ func Generate(app *cli.App, args []string) (string, bool, error) {
 // completes file names, as the shell would anyway.
 var valueHints = map[string]string{
 	"log-level":                 "words:debug info warn error",
-	"log-format":                "words:text json",
+	"log-format":                "words:auto text json",
 	"node":                      "connections",
 	"farm":                      "farms",
 	"file":                      "files",
 	"authfile":                  "files",
-	"farm-nodes/format":         "words:json table",
+	"farm-nodes/format":         "words:json table wide",
 	"farm-plan/emulation":       "words:auto never",
 	"farm-plan/platforms":       "words:linux/amd64 linux/arm64 linux/arm/v7 linux/arm/v6 linux/386 linux/ppc64le linux/s390x linux/riscv64",
 	"farm-build/format":         "words:oci docker",

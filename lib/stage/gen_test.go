@@ -167,7 +167,7 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"farm-test", "--lo"}, "--log-level --log-format"},
 		{[]string{"farm-test", "--log-level", ""}, "debug info warn error"},
 		{[]string{"farm-test", "--log-level", "=", "w"}, "warn"},
-		{[]string{"farm-test", "--log-format", "="}, "text json"},
+		{[]string{"farm-test", "--log-format", "="}, "auto text json"},
 		{[]string{"farm-test", "--node", ""}, "lab-1 lab-2"},
 		{[]string{"farm-test", "--tls"}, "--tls-verify"},
 		{[]string{"farm-test", "--se"}, ""}, // hidden

@@ -59,8 +59,8 @@ func CommonFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"FARM_LOG_LEVEL"},
 			Usage: "log messages at or above this `LEVEL` on stderr: debug, info, warn, error (podman's trace, warning, fatal and panic work too)"},
-		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"FARM_LOG_FORMAT"},
-			Usage: "stderr log `FORMAT`: text (for people) or json (one object a line, for machines)"},
+		&cli.StringFlag{Name: "log-format", Value: "auto", EnvVars: []string{"FARM_LOG_FORMAT"},
+			Usage: "stderr log `FORMAT`: text (key=value), json (one object a line), or auto (sentences on a terminal, else text)"},
 	}
 }
 
@@ -89,12 +89,17 @@ func Logger(c *cli.Context, stderr io.Writer) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.String("log-format") {
+	case "auto", "":
+		if f, ok := stderr.(*os.File); ok && IsTerminal(f) {
+			return slog.New(newSentences(stderr, c.App.Name, level)), nil
+		}
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
 	case "text":
 		return slog.New(slog.NewTextHandler(stderr, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
 	}
-	return nil, Usagef("--log-format %q: want text or json", c.String("log-format"))
+	return nil, Usagef("--log-format %q: want auto, text or json", c.String("log-format"))
 }
 
 // IsTerminal reports whether f is a terminal (for table output and progress).
