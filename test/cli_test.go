@@ -69,7 +69,7 @@ identity = "`+filepath.Join(dir, "no-such-key")+`"
 		stderr string // a part of it
 		kinds  []string
 	}{
-		{name: "nodes: bad format", stage: "farm-nodes", args: []string{"--format", "xml"}, code: stage.ExitUsage, stderr: "farm-nodes: --format \"xml\": want json or table"},
+		{name: "nodes: bad format", stage: "farm-nodes", args: []string{"--format", "xml"}, code: stage.ExitUsage, stderr: "farm-nodes: --format \"xml\": want json, table or wide"},
 		{name: "nodes: unknown flag", stage: "farm-nodes", args: []string{"--nodes", "a"}, code: stage.ExitUsage, stderr: "Try 'farm-nodes --help'"},
 		{name: "nodes: argument", stage: "farm-nodes", args: []string{"lab"}, code: stage.ExitUsage, stderr: "farm-nodes takes only flags"},
 		{name: "nodes: no connections", stage: "farm-nodes", env: []string{"CONTAINERS_CONF=" + empty}, code: stage.ExitFailed, stderr: "podman system connection add"},
@@ -192,7 +192,7 @@ func TestVersion(t *testing.T) {
 // value lists (so the hints in lib/stage name flags that exist).
 func TestCompletionScripts(t *testing.T) {
 	for s, wants := range map[string][]string{
-		"farm-nodes":    {"--format)\n\t\tCOMPREPLY=($(compgen -W 'json table'", "--node)\n\t\tCOMPREPLY=($(compgen -W \"$(podman system connection list"},
+		"farm-nodes":    {"--format)\n\t\tCOMPREPLY=($(compgen -W 'json table wide'", "--node)\n\t\tCOMPREPLY=($(compgen -W \"$(podman system connection list"},
 		"farm-plan":     {"--emulation)\n\t\tCOMPREPLY=($(compgen -W 'auto never'"},
 		"farm-build":    {"--pull)\n\t\tCOMPREPLY=($(compgen -W 'missing always never newer'", "--archive-format)\n\t\tCOMPREPLY=($(compgen -W 'docker-archive oci-archive'", "compgen -d"},
 		"farm-manifest": {"--format)\n\t\tCOMPREPLY=($(compgen -W 'oci v2s2'"},

@@ -3,12 +3,15 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/node"
+	"github.com/farm-build/farm/lib/record"
 	"github.com/farm-build/farm/lib/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -52,70 +55,100 @@ Examples:
    farm-build -t registry.example.com/app:1.0 . < plan.jsonl | farm-manifest   # ...and replay it`
 
 func main() {
-	stage.Main(newApp())
-}
-
-// newApp builds farm-nodes. stage.Main adds the common flags and sets the
-// output writers; tests set them themselves.
-func newApp() *cli.App {
-	return &cli.App{
+	stage.Main(&cli.App{
 		Name:        "farm-nodes",
 		Usage:       "list the nodes of a build farm and what each can build",
-		UsageText:   "farm-nodes [--node NAME,... | --farm NAME] [--local] [--timeout 10s] [--format json|table]",
+		UsageText:   "farm-nodes [--node NAME,... | --farm NAME] [--local] [--timeout 10s] [--format json|table|wide]",
 		Description: description,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "node", Usage: "use the system connections `NAME`[,NAME...] as an ad-hoc farm; repeatable (default: every system connection, unless --farm)"},
 			&cli.StringFlag{Name: "farm", Usage: "use the farm `NAME` from containers.conf [farms] (default: none; every system connection unless --node)"},
 			&cli.BoolFlag{Name: "local", Usage: `also use this machine's podman service, as node "local"`},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up on a node that has not answered within this `DURATION`"},
-			&cli.StringFlag{Name: "format", Usage: "output `FORMAT`: json (records) or table (default: table on a terminal, json otherwise)"},
+			&cli.StringFlag{Name: "format", Usage: "output `FORMAT`: json (records), table (fits 100 columns: long platform lists summarised, errors under the table) or wide (a table with everything) (default: table on a terminal, json otherwise)"},
 			&cli.StringSliceFlag{Name: "emulate", Usage: "declare that NODE can build PLATFORM[,PLATFORM] by emulation where detection cannot see it: `NODE=PLATFORMS`; repeatable (default: what each node reports)"},
 		},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return stage.UsageError{Err: err}
-		},
-		Action: func(c *cli.Context) error {
-			opts, err := options(c)
-			if err != nil {
-				return err
-			}
-			log, err := stage.Logger(c, c.App.ErrWriter)
-			if err != nil {
-				return err
-			}
-			err = node.Run(c.Context, opts, c.App.Writer, log)
-			if errors.Is(err, conn.ErrNodeAndFarm) {
-				return stage.UsageError{Err: err}
-			}
-			return err
-		},
-	}
+		Action: run,
+	})
 }
 
-// options turns the flags into node.RunOptions; every mistake is a usage
-// error.
-func options(c *cli.Context) (node.RunOptions, error) {
+func run(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return node.RunOptions{}, stage.Usagef("unexpected argument %q; farm-nodes takes only flags", c.Args().First())
+		return stage.Usagef("unexpected argument %q; farm-nodes takes only flags", c.Args().First())
+	}
+	log, err := stage.Logger(c, os.Stderr)
+	if err != nil {
+		return err
 	}
 	format := c.String("format")
 	if format == "" {
 		format = "json"
-		if f, ok := c.App.Writer.(*os.File); ok && stage.IsTerminal(f) {
+		if stage.IsTerminal(os.Stdout) {
 			format = "table"
 		}
 	}
-	if format != "json" && format != "table" {
-		return node.RunOptions{}, stage.Usagef("--format %q: want json or table", format)
+	if format != "json" && format != "table" && format != "wide" {
+		return stage.Usagef("--format %q: want json, table or wide", format)
 	}
 	declared, err := parseDeclared(c.StringSlice("emulate"))
 	if err != nil {
-		return node.RunOptions{}, err
+		return err
 	}
-	return node.RunOptions{
-		Stage: c.App.Name, Nodes: splitList(c.StringSlice("node")), Farm: c.String("farm"), Local: c.Bool("local"), Table: format == "table",
-		Probe: node.Options{Timeout: c.Duration("timeout"), SSH: conn.DefaultSSHOptions(), Declared: declared},
-	}, nil
+	var targets []conn.Target
+	selected := len(c.StringSlice("node")) > 0 || c.String("farm") != ""
+	if selected || !c.Bool("local") {
+		inv, err := conn.Load(conn.LoadOptions{})
+		if err != nil {
+			return err
+		}
+		if targets, err = inv.Select(splitList(c.StringSlice("node")), c.String("farm")); err != nil {
+			if errors.Is(err, conn.ErrNodeAndFarm) {
+				return stage.UsageError{Err: err}
+			}
+			return err
+		}
+	}
+	if c.Bool("local") {
+		svc, err := local.Open(c.Context, log)
+		if err != nil {
+			return fmt.Errorf("--local: %w", err)
+		}
+		defer svc.Close()
+		targets = append(targets, conn.Target{Name: "local", URI: svc.URI})
+	}
+
+	nodes := node.Probe(c.Context, targets, node.Options{
+		Timeout: c.Duration("timeout"), SSH: conn.DefaultSSHOptions(), Declared: declared,
+	})
+	answered := 0
+	for _, n := range nodes {
+		if n.Reachable() {
+			answered++
+		} else {
+			log.Warn("node unreachable", "node", n.Name, "error", n.Error)
+		}
+	}
+	if format != "json" {
+		if err := node.WriteTable(os.Stdout, nodes, format == "wide"); err != nil {
+			return err
+		}
+	} else {
+		enc := record.NewEncoder(os.Stdout)
+		for i := range nodes {
+			if err := enc.Write(&nodes[i]); err != nil {
+				return err
+			}
+		}
+		if c.Context.Err() == nil {
+			if err := enc.End(c.App.Name); err != nil {
+				return err
+			}
+		}
+	}
+	if answered == 0 {
+		return fmt.Errorf("none of the %d nodes answered; each node's error is in the warnings above and in its record", len(nodes))
+	}
+	return nil
 }
 
 // splitList accepts both --node a,b and --node a --node b.

@@ -32,18 +32,34 @@ func TestParseBinfmt(t *testing.T) {
 }
 
 func TestWriteTable(t *testing.T) {
-	var b strings.Builder
-	err := WriteTable(&b, []record.Node{
-		{Name: "lab-1", Native: []string{"linux/amd64"}, Emulated: []string{"linux/arm64"}, CPUs: 2, Memory: 2 << 30, Podman: "4.3.1"},
-		{Name: "lab-2", Error: "probing lab-2: no answer within 10s"},
-	})
-	if err != nil {
-		t.Fatal(err)
+	emulated := []string{"linux/386", "linux/arm/v5", "linux/arm/v6", "linux/arm/v7", "linux/arm64", "linux/mips64le",
+		"linux/ppc64le", "linux/riscv64", "linux/s390x", "linux/mips64", "linux/loong64", "linux/ppc64"}
+	nodes := []record.Node{
+		{Name: "lab-1", Native: []string{"linux/amd64"}, Emulated: emulated, CPUs: 2, Memory: 2 << 30, Podman: "4.3.1"},
+		{Name: "lab-2", Error: "probing lab-2: no answer within 10s (--timeout); is the node up? try: podman --connection lab-2 info, or give a slow node a longer --timeout"},
 	}
-	out := b.String()
-	for _, want := range []string{"NAME", "lab-1", "linux/amd64", "2GiB", "4.3.1", "ok", "no answer within 10s"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("table lacks %q:\n%s", want, out)
+	for _, tt := range []struct {
+		wide bool
+		want []string
+	}{
+		{false, []string{"NAME", "lab-1", "linux/amd64", "linux/386,linux/arm/v5,+10", "2GiB", "4.3.1", "ok", "unreachable (below)",
+			"\nlab-2: probing lab-2: no answer within 10s", "\n    lab-2 info, or give"}},
+		{true, []string{strings.Join(emulated, ","), "probing lab-2: no answer within 10s (--timeout); is the node up? try: podman --connection lab-2 info"}},
+	} {
+		var b strings.Builder
+		if err := WriteTable(&b, nodes, tt.wide); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for _, want := range tt.want {
+			if !strings.Contains(out, want) {
+				t.Errorf("wide %v: table lacks %q:\n%s", tt.wide, want, out)
+			}
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if !tt.wide && len(line) > TableWidth {
+				t.Errorf("line wider than %d: %q", TableWidth, line)
+			}
 		}
 	}
 }

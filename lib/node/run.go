@@ -23,6 +23,8 @@ type RunOptions struct {
 	Local bool
 	// Table writes a table for a person instead of node records.
 	Table bool
+	// Wide makes the table show every platform and each error in its row.
+	Wide  bool
 	Probe Options
 }
 
@@ -44,7 +46,7 @@ func Run(ctx context.Context, opts RunOptions, stdout io.Writer, log *slog.Logge
 		}
 	}
 	if opts.Table {
-		if err := WriteTable(stdout, nodes); err != nil {
+		if err := WriteTable(stdout, nodes, opts.Wide); err != nil {
 			return err
 		}
 	} else {
