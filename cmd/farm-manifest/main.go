@@ -68,6 +68,7 @@ func newApp(stdin io.Reader) *cli.App {
 			&cli.StringFlag{Name: "push", Usage: "then push the list and every image to `DEST` (e.g. docker://registry.example.com/app:1.0), as podman manifest push --all does; for images from farm-build --push the list is made in their registry, and DEST must name that list (default: no push)"},
 			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "registry access (--push, or images from farm-build --push): require HTTPS and verify certificates"},
 			&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "registry access: `PATH` of the credentials file (default: podman's auth.json, as podman login writes it)"},
+			&cli.StringFlag{Name: "digestfile", Usage: "once the list is in a registry (--push, or images from farm-build --push), write its digest to the file `PATH`, as podman manifest push --digestfile (default: none)"},
 			&cli.StringFlag{Name: "format", Value: "oci", Usage: "manifest list `TYPE` in the registry: oci (image index) or v2s2 (Docker manifest list)"},
 		}, local.Flags()...),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
@@ -105,6 +106,7 @@ func options(c *cli.Context, stdin io.Reader) (manifest.RunOptions, error) {
 	}
 	return manifest.RunOptions{
 		Stage: name, Name: c.Args().First(), AllowPartial: c.Bool("allow-partial"), Push: c.String("push"), Format: c.String("format"),
+		DigestFile: c.String("digestfile"), Terminal: stage.IsTerminal(os.Stdout),
 		Registry: registry.Options{TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile")},
 		Local:    local.RequestFrom(c),
 	}, nil

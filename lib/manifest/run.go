@@ -29,6 +29,13 @@ type RunOptions struct {
 	Registry registry.Options
 	// Local names the local store (--url, --connection).
 	Local local.Request
+	// DigestFile, when set, gets the digest of the list once it is in a
+	// registry (Push, or images from farm-build --push), as podman manifest
+	// push --digestfile writes it.
+	DigestFile string
+	// Terminal: out is a terminal, so write the list for a person instead
+	// of records (see Output).
+	Terminal bool
 }
 
 // ErrUsage matches (errors.Is) a Run error that is the user's choice of
@@ -48,7 +55,8 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 // records on in are passed on to out.
 func Run(ctx context.Context, opts RunOptions, in io.Reader, out io.Writer, log *slog.Logger) error {
 	imgs, failures, err := Read(opts.Stage, in)
-	enc := record.NewEncoder(out)
+	enc := NewOutput(out, opts.Terminal)
+	enc.Images = imgs
 	defer func() {
 		if ctx.Err() == nil {
 			enc.End(opts.Stage) // the last record: this stream is complete
@@ -84,6 +92,9 @@ func Run(ctx context.Context, opts RunOptions, in io.Reader, out io.Writer, log 
 	if err != nil {
 		return err
 	}
+	if opts.DigestFile != "" && !pushed && opts.Push == "" {
+		return usagef("--digestfile needs --push: the digest is the pushed list's")
+	}
 	var rec *record.Manifest
 	if pushed {
 		rec, err = inRegistry(ctx, name, imgs, opts, log)
@@ -92,6 +103,11 @@ func Run(ctx context.Context, opts RunOptions, in io.Reader, out io.Writer, log 
 	}
 	if err != nil {
 		return err
+	}
+	if opts.DigestFile != "" {
+		if err := WriteDigestFile(opts.DigestFile, rec.Digest); err != nil {
+			return err
+		}
 	}
 	return enc.Write(rec)
 }

@@ -30,6 +30,7 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "emulation", Value: "auto", Usage: "`MODE` auto builds a platform no node runs natively by emulation, never fails instead (farm-plan --emulation)"},
 		&cli.StringFlag{Name: "affinity", Usage: "mix `KEY` into the placement so different images spread over the farm, as farm-plan --affinity (default: none)"},
 		&cli.StringFlag{Name: "manifest", Usage: "`NAME` of the manifest list to make (default: the -t reference)"},
+		&cli.StringFlag{Name: "digestfile", Usage: "with --push, write the list's digest to the file `PATH`, as podman --digestfile, as farm-manifest --digestfile (default: none)"},
 		&cli.BoolFlag{Name: "allow-partial", Usage: "make a list of the platforms that succeeded even when others failed (farm-manifest --allow-partial; default: false)"},
 	}
 	for _, s := range Order {
@@ -58,6 +59,7 @@ var routes = map[string]route{
 	"affinity":      {stages: []string{Plan}},
 	"manifest":      {stages: []string{Manifest}, as: "ARG"},
 	"allow-partial": {stages: []string{Manifest}},
+	"digestfile":    {stages: []string{Manifest}},
 	"tls-verify":    {stages: []string{Build, Manifest}},
 	"authfile":      {stages: []string{Build, Manifest}},
 	"connection":    {stages: []string{Build, Manifest}},
@@ -98,7 +100,7 @@ func FromFlags(c *cli.Context) (Pipeline, error) {
 		r := routeOf(name)
 		for _, s := range r.stages {
 			if _, ok := swapped[s]; ok {
-				if len(r.stages) == 1 {
+				if len(r.stages) == 1 && name != "tag" { // -t is required, also with --build-with
 					return nil, fmt.Errorf("--%s goes to %s, which --%s replaces: give it to your command instead", name, s, withFlag(s))
 				}
 				continue

@@ -41,6 +41,7 @@ func TestFromFlags(t *testing.T) {
 			"farm-nodes --log-level debug | pin.sh linux/arm64=lab-3 | farm-build -t IMG --log-level debug . | farm-manifest --log-level debug"},
 		{[]string{"-t", "IMG", "--nodes-with", "cat nodes.jsonl", "--manifest-with", "tee x | farm-manifest"},
 			"cat nodes.jsonl | farm-plan | farm-build -t IMG . | tee x | farm-manifest"},
+		{[]string{"-t", "IMG", "--build-with", "my-build"}, "farm-nodes | farm-plan | my-build | farm-manifest"},
 		{[]string{"-t", "it's"}, `farm-nodes | farm-plan | farm-build -t 'it'\''s' . | farm-manifest`},
 	} {
 		p, err := parse(t, tt.args...)

@@ -117,3 +117,33 @@ func TestFarmBuildInterrupt(t *testing.T) {
 		t.Errorf("an interrupted run left %s in local storage", tag)
 	}
 }
+
+// farm-manifest --push --digestfile writes the pushed list's digest, alone,
+// as podman manifest push --digestfile does; the registry serves the list
+// under that digest. Without a push it is a usage error.
+func TestManifestDigestfile(t *testing.T) {
+	reg := labVar(t, "FARM_LAB_REGISTRY")
+	image := reg + "/farm-test/digestfile:1"
+	digest := filepath.Join(t.TempDir(), "digest")
+	r := run(t, nil, "farm build --farm lab --node-timeout 2m --platforms linux/amd64 -t "+image+
+		" --build-with 'farm-build -t "+image+" test/lab/testdata/targetarch | tee "+digest+".images'"+
+		" --manifest-with 'farm-manifest --push docker://"+image+" --tls-verify=false --digestfile "+digest+"' .")
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	data, err := os.ReadFile(digest)
+	if err != nil || !strings.HasPrefix(string(data), "sha256:") || strings.ContainsAny(string(data), "\n ") {
+		t.Fatalf("digest file %q (%v): want the digest alone", data, err)
+	}
+	m, ok := decode(t, r.stdout)[0].(*record.Manifest)
+	if !ok || m.Digest != string(data) {
+		t.Errorf("digest file %s, manifest record %+v", data, m)
+	}
+	if _, err := exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+reg+"/farm-test/digestfile@"+string(data)).Output(); err != nil {
+		t.Errorf("the registry has no list %s: %v", data, err)
+	}
+	r = run(t, nil, "farm-manifest --digestfile "+digest+" < "+digest+".images")
+	if r.code != 2 || !strings.Contains(r.stderr, "--digestfile needs --push") {
+		t.Errorf("--digestfile without --push: exit %d", r.code)
+	}
+}
