@@ -3,15 +3,12 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/farm-build/farm/lib/conn"
-	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/node"
-	"github.com/farm-build/farm/lib/record"
 	"github.com/farm-build/farm/lib/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -55,7 +52,13 @@ Examples:
    farm-build -t registry.example.com/app:1.0 . < plan.jsonl | farm-manifest   # ...and replay it`
 
 func main() {
-	stage.Main(&cli.App{
+	stage.Main(newApp())
+}
+
+// newApp builds farm-nodes. stage.Main adds the common flags and sets the
+// output writers; tests set them themselves.
+func newApp() *cli.App {
+	return &cli.App{
 		Name:        "farm-nodes",
 		Usage:       "list the nodes of a build farm and what each can build",
 		UsageText:   "farm-nodes [--node NAME,... | --farm NAME] [--local] [--timeout 10s] [--format json|table|wide]",
@@ -68,87 +71,51 @@ func main() {
 			&cli.StringFlag{Name: "format", Usage: "output `FORMAT`: json (records), table (fits 100 columns: long platform lists summarised, errors under the table) or wide (a table with everything) (default: table on a terminal, json otherwise)"},
 			&cli.StringSliceFlag{Name: "emulate", Usage: "declare that NODE can build PLATFORM[,PLATFORM] by emulation where detection cannot see it: `NODE=PLATFORMS`; repeatable (default: what each node reports)"},
 		},
-		Action: run,
-	})
-}
-
-func run(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return stage.Usagef("unexpected argument %q; farm-nodes takes only flags", c.Args().First())
-	}
-	log, err := stage.Logger(c, os.Stderr)
-	if err != nil {
-		return err
-	}
-	format := c.String("format")
-	if format == "" {
-		format = "json"
-		if stage.IsTerminal(os.Stdout) {
-			format = "table"
-		}
-	}
-	if format != "json" && format != "table" && format != "wide" {
-		return stage.Usagef("--format %q: want json, table or wide", format)
-	}
-	declared, err := parseDeclared(c.StringSlice("emulate"))
-	if err != nil {
-		return err
-	}
-	var targets []conn.Target
-	selected := len(c.StringSlice("node")) > 0 || c.String("farm") != ""
-	if selected || !c.Bool("local") {
-		inv, err := conn.Load(conn.LoadOptions{})
-		if err != nil {
-			return err
-		}
-		if targets, err = inv.Select(splitList(c.StringSlice("node")), c.String("farm")); err != nil {
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return stage.UsageError{Err: err}
+		},
+		Action: func(c *cli.Context) error {
+			opts, err := options(c)
+			if err != nil {
+				return err
+			}
+			log, err := stage.Logger(c, c.App.ErrWriter)
+			if err != nil {
+				return err
+			}
+			err = node.Run(c.Context, opts, c.App.Writer, log)
 			if errors.Is(err, conn.ErrNodeAndFarm) {
 				return stage.UsageError{Err: err}
 			}
 			return err
-		}
+		},
 	}
-	if c.Bool("local") {
-		svc, err := local.Open(c.Context, log)
-		if err != nil {
-			return fmt.Errorf("--local: %w", err)
-		}
-		defer svc.Close()
-		targets = append(targets, conn.Target{Name: "local", URI: svc.URI})
-	}
+}
 
-	nodes := node.Probe(c.Context, targets, node.Options{
-		Timeout: c.Duration("timeout"), SSH: conn.DefaultSSHOptions(), Declared: declared,
-	})
-	answered := 0
-	for _, n := range nodes {
-		if n.Reachable() {
-			answered++
-		} else {
-			log.Warn("node unreachable", "node", n.Name, "error", n.Error)
+// options turns the flags into node.RunOptions; every mistake is a usage
+// error.
+func options(c *cli.Context) (node.RunOptions, error) {
+	if c.NArg() > 0 {
+		return node.RunOptions{}, stage.Usagef("unexpected argument %q; farm-nodes takes only flags", c.Args().First())
+	}
+	format := c.String("format")
+	if format == "" {
+		format = "json"
+		if f, ok := c.App.Writer.(*os.File); ok && stage.IsTerminal(f) {
+			format = "table"
 		}
 	}
-	if format != "json" {
-		if err := node.WriteTable(os.Stdout, nodes, format == "wide"); err != nil {
-			return err
-		}
-	} else {
-		enc := record.NewEncoder(os.Stdout)
-		for i := range nodes {
-			if err := enc.Write(&nodes[i]); err != nil {
-				return err
-			}
-		}
-		if c.Context.Err() == nil {
-			if err := enc.End(c.App.Name); err != nil {
-				return err
-			}
-		}
+	if format != "json" && format != "table" && format != "wide" {
+		return node.RunOptions{}, stage.Usagef("--format %q: want json, table or wide", format)
 	}
-	if answered == 0 {
-		return fmt.Errorf("none of the %d nodes answered; each node's error is in the warnings above and in its record", len(nodes))
+	declared, err := parseDeclared(c.StringSlice("emulate"))
+	if err != nil {
+		return node.RunOptions{}, err
 	}
-	return nil
+	return node.RunOptions{
+		Stage: c.App.Name, Nodes: splitList(c.StringSlice("node")), Farm: c.String("farm"), Local: c.Bool("local"), Table: format != "json", Wide: format == "wide",
+		Probe: node.Options{Timeout: c.Duration("timeout"), SSH: conn.DefaultSSHOptions(), Declared: declared},
+	}, nil
 }
 
 // splitList accepts both --node a,b and --node a --node b.

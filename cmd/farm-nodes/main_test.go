@@ -70,7 +70,7 @@ func TestFarmNodes(t *testing.T) {
 		{"table", []string{"--node", "up", "--format", "table"}, stage.ExitOK, []string{"NAME", "up", "linux/amd64"}, ""},
 		{"none answers", []string{"--node", "down"}, stage.ExitFailed, []string{`"name":"down"`}, "none of the 1 nodes answered"},
 		{"an argument", []string{"x"}, stage.ExitUsage, nil, `unexpected argument "x"`},
-		{"bad format", []string{"--format", "yaml"}, stage.ExitUsage, nil, "want json or table"},
+		{"bad format", []string{"--format", "yaml"}, stage.ExitUsage, nil, "want json, table or wide"},
 		{"bad emulate", []string{"--emulate", "up"}, stage.ExitUsage, nil, "want NODE=PLATFORM"},
 		{"node and farm", []string{"--node", "up", "--farm", "f"}, stage.ExitUsage, nil, ""},
 		{"unknown flag", []string{"--nope"}, stage.ExitUsage, nil, "nope"},
