@@ -9,6 +9,10 @@ node. Each finished image comes back over the node's own connection into
 local podman storage and tagged TAG-os-arch[-variant], so it survives
 'podman image prune' until farm-manifest puts it in a list.
 
+Every flag of 'podman --remote build' 4.9 is farm-build's too, with podman's
+names, defaults (from containers.conf) and meaning, sent to each node as
+podman-remote sends them; those a farm cannot honour are refused saying why.
+
 Build output goes to stderr, each line prefixed [platform@node]. For each
 platform one record goes to stdout: an image record, or an error record when
 the platform failed. When a node fails (connection lost, service gone) the job
@@ -36,5 +40,6 @@ Examples:
    farm-nodes --farm lab | farm-plan | farm-build -t registry.example.com/app:1.0 .
    farm-nodes | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t localhost:5000/demo:latest -f Containerfile.prod --build-arg VERSION=1.2 ./src
    farm-nodes | farm-plan > plan.jsonl; farm-build -t IMG . < plan.jsonl      # save a plan, replay it
+   farm-build -t IMG --network none --secret id=token,src=token.txt . < plan.jsonl
    farm-build -t IMG --cleanup --jobs 2 . < plan.jsonl | farm-manifest
    farm-build -t registry.example.com/app:1.0 --push . < plan.jsonl | farm-manifest   # nodes push; the list is made in the registry`

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/farm-build/farm/lib/buildflags"
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/dispatch"
 	"github.com/farm-build/farm/lib/local"
@@ -19,25 +20,30 @@ import (
 const name = "farm-build"
 
 func main() {
+	// podman's build flags read containers.conf: a broken one stops here.
+	if _, err := buildflags.New(); err != nil {
+		os.Exit(stage.Report(name, err, os.Stderr))
+	}
 	stage.Main(newApp(os.Stdin))
 }
 
 // newApp builds farm-build reading job records from stdin. stage.Main adds
 // the common flags and sets the output writers; tests set them themselves.
 func newApp(stdin io.Reader) *cli.App {
+	set, _ := buildflags.New() // checked in main
 	return &cli.App{
 		Name:        name,
 		Usage:       "build each planned platform on its node and pull the images back",
 		UsageText:   "farm-build -t NAME[:TAG] [flags] [CONTEXT] < jobs.jsonl",
 		Description: description,
-		Flags:       dispatch.Flags(),
+		Flags:       buildflags.Flags(set),
 		// Build args and labels may hold commas.
 		DisableSliceFlagSeparator: true,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return stage.UsageError{Err: err}
 		},
 		Action: func(c *cli.Context) error {
-			opts, err := options(c, stdin)
+			opts, err := options(c, stdin, set)
 			if err != nil {
 				return err
 			}
@@ -60,39 +66,20 @@ func isTerminal(w any) bool {
 
 // options turns the flags into dispatch.BuildOptions; every mistake is a
 // usage error.
-func options(c *cli.Context, stdin io.Reader) (dispatch.BuildOptions, error) {
+func options(c *cli.Context, stdin io.Reader, set *buildflags.Set) (dispatch.BuildOptions, error) {
 	var opts dispatch.BuildOptions
-	for f, why := range dispatch.Refused {
-		if c.IsSet(f) {
-			return opts, stage.Usagef("--%s is not supported by farm-build: %s", f, why)
-		}
-	}
-	if c.NArg() > 1 {
-		return opts, stage.Usagef("want at most one CONTEXT directory, got %d arguments", c.NArg())
+	spec, secrets, err := buildflags.Spec(c, set)
+	if err != nil {
+		return opts, stage.UsageError{Err: err}
 	}
 	if isTerminal(stdin) {
 		return opts, stage.Usagef("stdin is a terminal; farm-build reads job records: farm-nodes | farm-plan | farm-build -t IMG .")
 	}
-	spec, err := buildSpec(c)
-	if err != nil {
-		return opts, err
-	}
-	if _, err := dispatch.ParseTag(c.String("tag")); err != nil {
-		return opts, stage.UsageError{Err: err}
-	}
-	if err := transfer.CheckMode(c.String("transfer")); err != nil {
-		return opts, stage.Usagef("--transfer: %v", err)
-	}
-	if f := c.String("archive-format"); f != transfer.DockerArchive && f != transfer.OCIArchive {
-		return opts, stage.Usagef("--archive-format %q: want docker-archive or oci-archive", f)
-	}
-	opts.Dir, opts.Containerfile = c.Args().First(), c.String("file")
-	if opts.Dir == "" {
-		opts.Dir = "."
-	}
+	opts.Dir, opts.Containerfile = buildflags.ContextDir(c), c.String("file")
+	opts.IgnoreFile, opts.Extra = set.IgnoreFile(), secrets
 	opts.Config = dispatch.Config{
 		Spec: spec, Tag: c.String("tag"), Jobs: c.Int("jobs"), Timeout: c.Duration("timeout"), Cleanup: c.Bool("cleanup"),
-		SSH: conn.DefaultSSHOptions(), Stage: name,
+		SSH: conn.DefaultSSHOptions(), Stage: name, IIDFile: c.String("iidfile"),
 	}
 	if c.Bool("push") {
 		opts.Config.Push = &registry.Options{TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile")}
@@ -102,15 +89,4 @@ func options(c *cli.Context, stdin io.Reader) (dispatch.BuildOptions, error) {
 		Mode: c.String("transfer"), ArchiveFormat: c.String("archive-format"), CacheMaxAge: c.Duration("transfer-cache-max-age"),
 	}
 	return opts, nil
-}
-
-func buildSpec(c *cli.Context) (dispatch.Spec, error) {
-	spec := dispatch.Spec{
-		Labels: c.StringSlice("label"), Target: c.String("target"), NoCache: c.Bool("no-cache"),
-		PullPolicy: c.String("pull"), Layers: c.Bool("layers"), Format: c.String("format"),
-	}
-	if err := spec.Check(c.StringSlice("build-arg"), os.LookupEnv); err != nil {
-		return spec, stage.UsageError{Err: err}
-	}
-	return spec, nil
 }

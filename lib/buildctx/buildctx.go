@@ -9,9 +9,11 @@
 // the user asked to ignore from leaving the machine, says what was left out,
 // or makes the archive reproducible. As in podman, the Containerfile and the
 // ignore file are always sent, multiply linked files go as hard links to
-// their first name, and a file that cannot be read fails the archive unless
-// it is ignored: an image quietly missing a file is worse than a failed
-// build. The differences:
+// their first name, symlinks are sent as symlinks, never followed, whatever
+// they point to (absolute, or out of the context with ../..: they resolve
+// inside the image the builder makes, not on this machine), and a file that
+// cannot be read fails the archive unless it is ignored: an image quietly
+// missing a file is worse than a failed build. The differences:
 //
 //   - ignore patterns are normalised like docker does before they reach
 //     podman's matcher (a leading "/" is dropped, regexp metacharacters are
@@ -19,12 +21,12 @@
 //     they are listed;
 //   - an ignore file that exists but cannot be read is an error, where podman
 //     silently falls back to the next candidate;
-//   - symlinks whose target is outside the context are not sent (with a
-//     warning): on a node they would dangle, or resolve to something else
-//     than they name here; podman sends them verbatim. Symlinks inside are
-//     sent verbatim and, as in podman, never followed;
-//   - sockets, FIFOs and devices are skipped with a warning instead of
-//     silently;
+//   - sockets, FIFOs and devices are left out with a warning where podman
+//     leaves them out silently;
+//   - a file that grows while it is read is sent at the size it had when
+//     its header was written, with a warning, as GNU tar does ("file
+//     changed as we read it"); one that shrinks fails the archive (podman
+//     would fail with tar's "write too short" error);
 //   - an ignored directory that cannot be read is a warning, not an error
 //     (podman reads every ignored directory in case a "!" pattern brings
 //     something back; here a directory is not read at all when no pattern
@@ -97,10 +99,23 @@ type Options struct {
 	// links farm uses.)
 	Level int
 	// Warn receives a line for each entry left out of the archive that the
-	// ignore files did not ask to leave out: sockets, FIFOs, devices,
-	// symlinks pointing outside the context, excluded directories that could
-	// not be read. Nil discards them.
+	// ignore files did not ask to leave out (sockets, FIFOs, devices,
+	// excluded directories that could not be read) and for each file that
+	// grew while it was read. Nil discards them.
 	Warn func(msg string)
+	// IgnoreFile, when set, is read instead of .containerignore and
+	// .dockerignore (podman build --ignorefile).
+	IgnoreFile string
+	// Extra files from this machine go at the archive's root under their
+	// Name: podman-remote sends --secret files this way.
+	Extra []Extra
+}
+
+// Extra is a file added to the archive from outside the context.
+type Extra struct {
+	Name string // at the archive's root
+	Path string
+	What string // what it is, in errors: "secret id=x"
 }
 
 // Stats describes an archive that was written.
@@ -167,6 +182,9 @@ type hooks struct {
 	maxInMemory int64
 	// compress wraps the tar stream; nil means pgzip at the chosen level.
 	compress func(w io.Writer) (io.WriteCloser, error)
+	// statted, when set, runs after a file's header size is taken and
+	// before its bytes are read: tests change the file there.
+	statted func(abs string)
 	// noSkip makes the walk descend into every excluded directory, as
 	// podman does; used to check that skipping never changes the result.
 	noSkip bool
@@ -236,23 +254,29 @@ func writeTo(ctx context.Context, w io.Writer, opts Options, h hooks) (Stats, er
 	raw := &countingWriter{w: zw}
 	tw := tar.NewWriter(raw)
 	wk := &walker{
-		ctx:    ctx,
-		root:   p.root,
-		tw:     tw,
-		match:  p.match,
-		noSkip: h.noSkip,
-		open:   h.open,
-		sink:   sink,
-		warn:   opts.Warn,
-		seen:   map[fileID]string{},
-		buf:    make([]byte, 256<<10),
+		ctx:     ctx,
+		root:    p.root,
+		tw:      tw,
+		match:   p.match,
+		noSkip:  h.noSkip,
+		open:    h.open,
+		statted: h.statted,
+		sink:    sink,
+		warn:    opts.Warn,
+		seen:    map[fileID]string{},
+		buf:     make([]byte, 256<<10),
 	}
 	if wk.warn == nil {
 		wk.warn = func(string) {}
 	}
 	err = wk.walkDir(p.root, "", false)
 	if err == nil && p.cf.external != "" {
-		err = wk.external(p.cf.external, p.cf.inTar)
+		err = wk.external(p.cf.external, p.cf.inTar, "containerfile")
+	}
+	for _, x := range opts.Extra {
+		if err == nil {
+			err = wk.external(x.Path, x.Name, x.What)
+		}
 	}
 	if err == nil {
 		err = tw.Close()

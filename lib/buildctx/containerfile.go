@@ -41,7 +41,16 @@ func prepare(opts Options) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	patterns, err := readIgnore(root, cf.inContext)
+	var patterns []string
+	if opts.IgnoreFile != "" {
+		data, rerr := os.ReadFile(opts.IgnoreFile)
+		if rerr != nil {
+			return nil, fmt.Errorf("--ignorefile: %w", rerr)
+		}
+		patterns, err = parseIgnore(data)
+	} else {
+		patterns, err = readIgnore(root, cf.inContext)
+	}
 	if err != nil {
 		return nil, err
 	}

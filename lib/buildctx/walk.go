@@ -20,17 +20,18 @@ type fileID struct{ dev, ino uint64 }
 // walker writes the context's entries to the tar stream, depth first in
 // byte order of names so that the same tree always gives the same stream.
 type walker struct {
-	ctx    context.Context
-	root   string
-	tw     *tar.Writer
-	match  *matcher
-	noSkip bool
-	open   func(name string) (*os.File, error)
-	sink   *stickyWriter
-	warn   func(msg string)
-	seen   map[fileID]string // first archive name of each multiply linked file
-	buf    []byte
-	files  int
+	ctx     context.Context
+	root    string
+	tw      *tar.Writer
+	match   *matcher
+	noSkip  bool
+	open    func(name string) (*os.File, error)
+	statted func(abs string)
+	sink    *stickyWriter
+	warn    func(msg string)
+	seen    map[fileID]string // first archive name of each multiply linked file
+	buf     []byte
+	files   int
 }
 
 // stopped returns why the walk must end early, if it must.
@@ -102,7 +103,9 @@ func (w *walker) walkDir(abs, rel string, excluded bool) error {
 		case t&fs.ModeSymlink != 0:
 			err = w.symlink(childAbs, childRel)
 		default:
-			w.warn(fmt.Sprintf("not sending %s: a %s cannot be part of a build context", childAbs, kind(t)))
+			// podman's remote client leaves them out silently; a
+			// warning says so.
+			w.warn(fmt.Sprintf("not sending %s: a %s cannot be part of a build context (podman leaves it out too)", childAbs, kind(t)))
 		}
 		if err != nil {
 			return err
@@ -149,6 +152,9 @@ func (w *walker) file(abs, rel string) error {
 	}
 	hdr := header(rel, tar.TypeReg, fi)
 	hdr.Size = fi.Size()
+	if w.statted != nil {
+		w.statted(abs)
+	}
 	if err := w.copyFile(hdr, f, abs); err != nil {
 		return err
 	}
@@ -158,22 +164,23 @@ func (w *walker) file(abs, rel string) error {
 	return nil
 }
 
-// external adds the Containerfile from outside the context under name.
-func (w *walker) external(file, name string) error {
+// external adds a file from outside the context (the Containerfile given
+// with -f, a --secret's file) under name; what names it in errors.
+func (w *walker) external(file, name, what string) error {
 	if err := w.stopped(); err != nil {
 		return err
 	}
 	f, err := os.Open(file)
 	if err != nil {
-		return readErr("reading containerfile", file, err)
+		return readErr("reading "+what, file, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return readErr("reading containerfile", file, err)
+		return readErr("reading "+what, file, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("containerfile %s is not a regular file", file)
+		return fmt.Errorf("%s %s is not a regular file", what, file)
 	}
 	hdr := header(name, tar.TypeReg, fi)
 	hdr.Size = fi.Size()
@@ -197,6 +204,11 @@ func (w *walker) copyFile(hdr *tar.Header, f *os.File, abs string) error {
 	if n < hdr.Size {
 		return fmt.Errorf("%s shrank from %d to %d bytes while the build context was read", abs, hdr.Size, n)
 	}
+	// As GNU tar: a file that grew is sent at the size it had when its
+	// header was written, with a warning.
+	if fi, err := f.Stat(); err == nil && fi.Size() > hdr.Size {
+		w.warn(fmt.Sprintf("%s: file changed as we read it (grew from %d to %d bytes); sent its first %d bytes", abs, hdr.Size, fi.Size(), hdr.Size))
+	}
 	w.files++
 	return nil
 }
@@ -213,29 +225,9 @@ func (w *walker) symlink(abs, rel string) error {
 	if err != nil {
 		return readErr("reading symlink", abs, err)
 	}
-	if !w.pointsInside(abs, target) {
-		w.warn(fmt.Sprintf("not sending symlink %s -> %s: it points outside the build context", abs, target))
-		return nil
-	}
 	hdr := header(rel, tar.TypeSymlink, fi)
 	hdr.Linkname = target
 	return w.writeHeader(hdr, abs)
-}
-
-// pointsInside reports whether the symlink abs, once resolved on this
-// machine, stays in the context. Only its own target is sent, never what it
-// points to, so a link to a link that leaves is sent and dangles, harmlessly.
-func (w *walker) pointsInside(abs, target string) bool {
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		_, ok := within(w.root, real)
-		return ok
-	}
-	// Dangling, or a loop: judge the target as written.
-	if !filepath.IsAbs(target) {
-		target = filepath.Join(filepath.Dir(abs), target)
-	}
-	_, ok := within(w.root, filepath.Clean(target))
-	return ok
 }
 
 func (w *walker) writeHeader(hdr *tar.Header, abs string) error {

@@ -17,6 +17,10 @@ type BuildOptions struct {
 	// Dir is the context directory; Containerfile, when set, the file to
 	// build (inside Dir or not).
 	Dir, Containerfile string
+	// IgnoreFile replaces .containerignore (--ignorefile); Extra are files
+	// sent at the context's root (--secret files, as podman-remote sends them).
+	IgnoreFile string
+	Extra      []buildctx.Extra
 	// Config is what every job shares; Build fills in the context, the
 	// pull-back and the log. Build closes Config.Progress when it ends.
 	Config Config
@@ -41,7 +45,7 @@ func Build(ctx context.Context, opts BuildOptions, in io.Reader, out io.Writer, 
 		return err
 	}
 	bc, err := buildctx.Build(ctx, buildctx.Options{
-		Dir: opts.Dir, Containerfile: opts.Containerfile,
+		Dir: opts.Dir, Containerfile: opts.Containerfile, IgnoreFile: opts.IgnoreFile, Extra: opts.Extra,
 		Warn: func(msg string) { log.Warn(msg) },
 	})
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containers/buildah/define"
+	"github.com/containers/podman/v4/pkg/domain/entities"
 	"github.com/farm-build/farm/lib/fault"
 	"github.com/farm-build/farm/lib/platform"
 )
@@ -107,10 +109,16 @@ func TestReadStream(t *testing.T) {
 	}
 }
 
+// TestParams: each job's request is the run's options with its own tag,
+// platform and cgroup parent; the rest is what podman-remote sends (see
+// TestQueryMatchesBindings).
 func TestParams(t *testing.T) {
+	opts := entities.BuildOptions{}
+	opts.Target = "final"
+	opts.Args = map[string]string{"V": "1,2"}
+	opts.CommonBuildOpts = &define.CommonBuildOptions{CgroupParent: "/theirs", Secrets: []string{"id=x,src=/home/me/x"}, AddHost: []string{"db:10.0.0.2"}}
 	req := request{
-		spec: &Spec{Containerfiles: []string{"build/Containerfile"}, BuildArgs: map[string]string{"V": "1,2"},
-			Labels: []string{"a=b=c"}, Target: "final", NoCache: true, PullPolicy: "never", Layers: true, Format: "docker"},
+		spec:     &Spec{Options: opts, Containerfiles: []string{"build/Containerfile"}, Secrets: []string{"id=x,src=podman-build-secret-1"}},
 		platform: platform.MustParse("arm/v7"), tag: "r/x:1-linux-arm-v7", cgroup: "/farm-1", marker: marker("farm-1"),
 	}
 	p, err := req.params()
@@ -118,16 +126,18 @@ func TestParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"platform": "linux/arm/v7", "t": "r/x:1-linux-arm-v7", "dockerfile": `["build/Containerfile"]`,
-		"buildargs": `{"V":"1,2"}`, "labels": `{"a":"b=c"}`, "target": "final", "nocache": "1",
-		"pullpolicy": "never", "layers": "1", "cgroupparent": "/farm-1", "forcerm": "1", "rm": "1",
-		"extrahosts":   `["farm-1.invalid:127.0.0.1"]`,
-		"outputformat": "application/vnd.docker.distribution.manifest.v2+json",
+		"platform": "linux/arm/v7", "t": "r/x:1-linux-arm-v7", "output": "r/x:1-linux-arm-v7", "dockerfile": `["build/Containerfile"]`,
+		"buildargs": `{"V":"1,2"}`, "target": "final", "cgroupparent": "/farm-1", "secrets": `["id=x,src=podman-build-secret-1"]`,
+		"networkmode": "0", "isolation": "0", "rm": "0", "omithistory": "0",
+		"extrahosts": `["db:10.0.0.2","farm-1.invalid:127.0.0.1"]`,
 	}
 	for k, v := range want {
 		if p.Get(k) != v {
 			t.Errorf("%s = %q, want %q", k, p.Get(k), v)
 		}
+	}
+	if opts.CommonBuildOpts.CgroupParent != "/theirs" || len(opts.CommonBuildOpts.AddHost) != 1 {
+		t.Error("params changed the run's options")
 	}
 }
 

@@ -25,6 +25,9 @@ import (
 func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platform, n record.Node) (*record.Image, error) {
 	view := r.cfg.Progress.Job(plat.String(), n.Name)
 	img, err := r.buildOn(ctx, job, plat, n, view)
+	if err == nil {
+		err = r.writeIIDFile(img)
+	}
 	if err != nil {
 		view.Done("", err)
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 
@@ -21,56 +20,6 @@ import (
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/podman"
 )
-
-// Spec is what to build, the same for every job of a run.
-type Spec struct {
-	// Containerfiles are paths inside the context archive; empty means the
-	// server's default (Containerfile, then Dockerfile).
-	Containerfiles []string
-	BuildArgs      map[string]string
-	Labels         []string
-	Target         string
-	NoCache        bool
-	// PullPolicy is podman's --pull: missing (default), always, never, newer.
-	PullPolicy string
-	Layers     bool
-	// Format is the image format: oci or docker.
-	Format string
-}
-
-// Check validates the spec as farm-build's flags give it and sets
-// BuildArgs from ARG=VALUE (ARG alone: its value in the environment, as
-// podman does; unset: not passed).
-func (s *Spec) Check(buildArgs []string, lookupEnv func(string) (string, bool)) error {
-	switch s.PullPolicy {
-	case "missing", "always", "never", "newer":
-	case "true":
-		s.PullPolicy = "always"
-	case "false":
-		s.PullPolicy = "missing"
-	default:
-		return fmt.Errorf("--pull %q: want missing, always, never or newer", s.PullPolicy)
-	}
-	if s.Format != "oci" && s.Format != "docker" {
-		return fmt.Errorf("--format %q: want oci or docker", s.Format)
-	}
-	s.BuildArgs = map[string]string{}
-	for _, a := range buildArgs {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok {
-			if v, ok = lookupEnv(k); !ok {
-				continue
-			}
-		}
-		s.BuildArgs[k] = v
-	}
-	for _, l := range s.Labels {
-		if !strings.Contains(l, "=") {
-			return fmt.Errorf("--label %q: want KEY=VALUE", l)
-		}
-	}
-	return nil
-}
 
 // request is one POST /build.
 type request struct {
@@ -111,74 +60,6 @@ func send(ctx context.Context, node *podman.Client, req request) (string, error)
 		}
 	}
 	return readStream(resp.Body, req.logLine)
-}
-
-func (req request) params() (url.Values, error) {
-	s := req.spec
-	p := url.Values{}
-	p.Set("platform", req.platform.String())
-	p.Set("t", req.tag)
-	if len(s.Containerfiles) > 0 {
-		files, err := json.Marshal(s.Containerfiles)
-		if err != nil {
-			return nil, err
-		}
-		p.Set("dockerfile", string(files))
-	}
-	if len(s.BuildArgs) > 0 {
-		args, err := json.Marshal(s.BuildArgs)
-		if err != nil {
-			return nil, err
-		}
-		p.Set("buildargs", string(args))
-	}
-	if len(s.Labels) > 0 {
-		labels := map[string]string{}
-		for _, l := range s.Labels {
-			k, v, _ := strings.Cut(l, "=")
-			labels[k] = v
-		}
-		js, err := json.Marshal(labels)
-		if err != nil {
-			return nil, err
-		}
-		p.Set("labels", string(js))
-	}
-	if s.Target != "" {
-		p.Set("target", s.Target)
-	}
-	if s.NoCache {
-		p.Set("nocache", "1")
-	}
-	if s.Layers {
-		p.Set("layers", "1")
-	} else {
-		p.Set("layers", "0")
-	}
-	if s.PullPolicy != "" {
-		p.Set("pullpolicy", s.PullPolicy)
-	}
-	switch s.Format {
-	case "docker":
-		p.Set("outputformat", "application/vnd.docker.distribution.manifest.v2+json")
-	default:
-		p.Set("outputformat", "application/vnd.oci.image.manifest.v1+json")
-	}
-	// Remove intermediate containers even when a step fails, so a failed
-	// or cancelled build leaves nothing behind on the node.
-	p.Set("rm", "1")
-	p.Set("forcerm", "1")
-	if req.cgroup != "" {
-		p.Set("cgroupparent", req.cgroup)
-	}
-	if req.marker != "" {
-		hosts, err := json.Marshal([]string{req.marker})
-		if err != nil {
-			return nil, err
-		}
-		p.Set("extrahosts", string(hosts))
-	}
-	return p, nil
 }
 
 // readStream follows the JSON stream of a build: log lines, then the id, or

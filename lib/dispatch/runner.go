@@ -46,6 +46,8 @@ type Config struct {
 	// Progress shows each job's build output and phase on stderr.
 	Progress progress.View
 	Stage    string
+	// IIDFile, when set, receives each platform's image ID (see IIDFile).
+	IIDFile string
 }
 
 // Runner runs jobs as they arrive and reports each as an image or an error

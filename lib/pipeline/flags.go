@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/farm-build/farm/lib/dispatch"
+	"github.com/farm-build/farm/lib/buildflags"
 	"github.com/urfave/cli/v2"
 )
 
@@ -37,9 +37,13 @@ func Flags() []cli.Flag {
 		fs = append(fs, &cli.StringFlag{Name: withFlag(s), Usage: fmt.Sprintf("run the shell `COMMAND` instead of %s; it reads and writes the same records (default: %s)", s, s)})
 	}
 	fs = append(fs, &cli.BoolFlag{Name: "print", Usage: "print the pipeline these options make, as a shell command line, and run nothing (default: false)"})
-	for _, f := range dispatch.Flags() {
-		if v, ok := f.(cli.VisibleFlag); ok && v.IsVisible() {
-			fs = append(fs, f)
+	// farm-build's flags, podman build's among them; a containers.conf
+	// podman cannot read leaves them out here, and farm-build says why.
+	if set, err := buildflags.New(); err == nil {
+		for _, f := range buildflags.Flags(set) {
+			if v, ok := f.(cli.VisibleFlag); ok && v.IsVisible() {
+				fs = append(fs, f)
+			}
 		}
 	}
 	return fs

@@ -1,0 +1,160 @@
+package buildflags
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containers/buildah/pkg/parse"
+	"github.com/farm-build/farm/lib/buildctx"
+	"github.com/farm-build/farm/lib/dispatch"
+	"github.com/farm-build/farm/lib/local"
+	"github.com/farm-build/farm/lib/transfer"
+	"github.com/urfave/cli/v2"
+)
+
+// Flags are farm-build's flags: its own, then podman build's. farm build,
+// the one command for people, offers the same ones and hands them to
+// farm-build.
+func Flags(s *Set) []cli.Flag {
+	fs := []cli.Flag{
+		&cli.StringFlag{Name: "tag", Aliases: []string{"t"}, Required: true, Usage: "`NAME[:TAG]` of the image, a full reference such as registry.example.com:5000/app:1.0 (\":latest\" when no tag; required)"},
+		&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "the Containerfile to build, a `PATH` (default: Containerfile or Dockerfile in CONTEXT)"},
+		&cli.StringFlag{Name: "iidfile", Usage: "write each platform's image ID to `FILE`-os-arch[-variant], as podman writes --iidfile (default: none)"},
+		&cli.BoolFlag{Name: "cleanup", Usage: "remove each built image from its node once it is safely in local storage"},
+		&cli.IntFlag{Name: "jobs", Usage: "run at most `N` builds at once (0: all at once)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "give up on a job (build plus transfer) after this `DURATION`, e.g. 30m (0: no limit)"},
+		&cli.BoolFlag{Name: "push", Usage: "instead of pulling images back, have each node push its image to the registry named by -t (as TAG-os-arch); farm-manifest then builds the list in the registry"},
+		&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "with --push: require HTTPS and verify certificates"},
+		&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "with --push: `PATH` of the registry credentials file, sent to the nodes for the push (default: podman's auth.json, as podman login writes it)"},
+		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "how to show the builds on stderr, `MODE`: tty (one live line per job: phase, step N/M, done or failed; the tail of a failed build's log), plain (every build line prefixed [platform@node]), or auto (tty on a terminal)"},
+		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back, `FORMAT`: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
+		&cli.DurationFlag{Name: "transfer-cache-max-age", Value: transfer.DefaultCacheMaxAge, Usage: "with the registry transfer: before serving, prune pushes older than this `DURATION` from its cache (~/.cache/farm/registry), then garbage-collect their layers; skipped while another run uses the cache"},
+		&cli.StringFlag{Name: "transfer", Value: transfer.ModeAuto, Usage: "how images come back, `MODE`: registry (each node pushes through its SSH connection to a registry farm-build runs on 127.0.0.1: only layers this machine lacks cross the link), archive (the whole image every time), or auto (registry where the node's SSH allows port forwarding and docker-registry is installed, else archive, saying why)"},
+		// podman farm build's, refused by name rather than "flag provided
+		// but not defined".
+		&cli.StringFlag{Name: "jobs-per-node", Hidden: true},
+	}
+	fs = append(fs, local.Flags()...)
+	return append(fs, s.CLIFlags()...)
+}
+
+// Spec makes the build spec from the command line, refusing what podman
+// would refuse and what farm-build cannot do. The secret files it returns
+// must go into the context archive, at its root, as podman-remote sends
+// them; the node's service moves them out of the context before the build.
+func Spec(c *cli.Context, s *Set) (dispatch.Spec, []buildctx.Extra, error) {
+	if err := checkFarmFlags(c); err != nil {
+		return dispatch.Spec{}, nil, err
+	}
+	if err := s.Load(c); err != nil {
+		return dispatch.Spec{}, nil, err
+	}
+	opts, err := s.Options()
+	if err != nil {
+		return dispatch.Spec{}, nil, err
+	}
+	secrets, sent, err := secrets(opts.CommonBuildOpts.Secrets)
+	if err != nil {
+		return dispatch.Spec{}, nil, err
+	}
+	return dispatch.Spec{Options: *opts, Secrets: sent}, secrets, nil
+}
+
+// secrets checks each --secret as podman does and rewrites its src as
+// podman-remote does: the file goes in the context under a name of its
+// own, and src names it there. A missing file is an error naming the id.
+// Secrets read from environment variables are refused: podman-remote 4.9
+// sends the variable's name, and the node's service would read its own
+// environment, not this machine's.
+func secrets(values []string) ([]buildctx.Extra, []string, error) {
+	if _, err := parse.Secrets(values); err != nil && !os.IsNotExist(unwrapAll(err)) {
+		return nil, nil, fmt.Errorf("--secret: %w", err)
+	}
+	var files []buildctx.Extra
+	var sent []string
+	for _, v := range values {
+		var id, src, typ string
+		var rest []string
+		for _, tok := range strings.Split(v, ",") {
+			k, val, _ := strings.Cut(tok, "=")
+			switch k {
+			case "id":
+				id = val
+			case "src":
+				src = val
+			case "env":
+				src, typ = val, "env"
+			case "type":
+				typ = val
+			}
+			if k != "src" && k != "id" {
+				rest = append(rest, tok)
+			}
+		}
+		if src == "" {
+			src = id
+		}
+		if typ == "" {
+			if _, ok := os.LookupEnv(id); ok {
+				typ = "env"
+			}
+		}
+		if typ == "env" {
+			return nil, nil, fmt.Errorf("--secret id=%s: secrets from environment variables are not supported by farm-build: the node's podman would read its own environment; put the value in a file and give src=FILE", id)
+		}
+		abs, err := filepath.Abs(src)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("--secret id=%s: %w", id, err)
+		}
+		sum := sha256.Sum256([]byte(id))
+		name := "podman-build-secret-" + hex.EncodeToString(sum[:8])
+		files = append(files, buildctx.Extra{Name: name, Path: abs, What: "secret id=" + id})
+		sent = append(sent, strings.Join(append([]string{"id=" + id, "src=" + name}, rest...), ","))
+	}
+	return files, sent, nil
+}
+
+// ContextDir is the CONTEXT argument, the working directory by default.
+func ContextDir(c *cli.Context) string {
+	if dir := c.Args().First(); dir != "" {
+		return dir
+	}
+	return "."
+}
+
+// checkFarmFlags checks the values of farm-build's own flags.
+func checkFarmFlags(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return fmt.Errorf("want at most one CONTEXT directory, got %d arguments", c.NArg())
+	}
+	if c.IsSet("jobs-per-node") {
+		return fmt.Errorf("--jobs-per-node is not supported by farm-build: not a farm-build flag; see --jobs")
+	}
+	if _, err := dispatch.ParseTag(c.String("tag")); err != nil {
+		return err
+	}
+	if err := transfer.CheckMode(c.String("transfer")); err != nil {
+		return fmt.Errorf("--transfer: %w", err)
+	}
+	if f := c.String("archive-format"); f != transfer.DockerArchive && f != transfer.OCIArchive {
+		return fmt.Errorf("--archive-format %q: want docker-archive or oci-archive", f)
+	}
+	return nil
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}

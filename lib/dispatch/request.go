@@ -1,0 +1,252 @@
+package dispatch
+
+import (
+	"encoding/json"
+	"net/url"
+	"strconv"
+
+	"github.com/containers/buildah/define"
+	"github.com/containers/image/v5/types"
+	"github.com/containers/podman/v4/pkg/domain/entities"
+	"github.com/docker/go-units"
+)
+
+// Spec is what to build, the same for every job of a run.
+type Spec struct {
+	// Options are podman build's options as podman's client makes them
+	// from its command line (see lib/buildflags); they are sent as
+	// podman-remote 4.9 sends them. Output (the tag), the platforms and
+	// the cgroup parent are set per job.
+	Options entities.BuildOptions
+	// Containerfiles are paths inside the context archive; empty means the
+	// server's default (Containerfile, then Dockerfile).
+	Containerfiles []string
+	// Secrets are the --secret values as sent: each file secret's src
+	// names the copy of the file carried in the context archive, as
+	// podman-remote does it.
+	Secrets []string
+}
+
+// Query returns the query parameters of POST /build for o, as
+// pkg/bindings/images.Build (v4.9.5) makes them; a unit test compares the
+// two for a table of command lines. Left out, as farm sets them itself:
+// the context (Containerfiles, secrets) and the credentials header.
+func Query(o *entities.BuildOptions) (url.Values, error) {
+	c := o.CommonBuildOpts
+	if c == nil {
+		c = &define.CommonBuildOptions{}
+	}
+	p := url.Values{}
+	if err := jsonParams(p, o, c); err != nil {
+		return nil, err
+	}
+	numberParams(p, o, c)
+	flagParams(p, o, c)
+	stringParams(p, o, c)
+	if o.Jobs != nil {
+		p.Set("jobs", strconv.FormatUint(uint64(*o.Jobs), 10))
+	}
+	if int64(o.CacheTTL) != 0 {
+		p.Set("cachettl", o.CacheTTL.String())
+	}
+	if o.Timestamp != nil {
+		p.Set("timestamp", strconv.FormatInt(o.Timestamp.Unix(), 10))
+	}
+	if c.ShmSize != "" {
+		shm, err := units.RAMInBytes(c.ShmSize)
+		if err != nil {
+			return nil, err
+		}
+		p.Set("shmsize", strconv.Itoa(int(shm)))
+	}
+	platformParams(p, o)
+	return p, nil
+}
+
+// jsonParams are the parameters sent JSON-encoded, each only when set.
+func jsonParams(p url.Values, o *entities.BuildOptions, c *define.CommonBuildOptions) error {
+	var cacheFrom, cacheTo []string
+	for _, r := range o.CacheFrom {
+		cacheFrom = append(cacheFrom, r.String())
+	}
+	for _, r := range o.CacheTo {
+		cacheTo = append(cacheTo, r.String())
+	}
+	for _, j := range []struct {
+		name string
+		v    any
+		set  bool
+	}{
+		{"addcaps", o.AddCapabilities, len(o.AddCapabilities) > 0},
+		{"annotations", o.Annotations, len(o.Annotations) > 0},
+		{"cppflags", o.CPPFlags, len(o.CPPFlags) > 0},
+		{"additionalbuildcontexts", o.AdditionalBuildContexts, len(o.AdditionalBuildContexts) > 0},
+		{"idmappingoptions", o.IDMappingOptions, o.IDMappingOptions != nil},
+		{"buildargs", o.Args, len(o.Args) > 0},
+		{"excludes", o.Excludes, len(o.Excludes) > 0},
+		{"devices", o.Devices, len(o.Devices) > 0},
+		{"dnsservers", c.DNSServers, len(c.DNSServers) > 0},
+		{"dnsoptions", c.DNSOptions, len(c.DNSOptions) > 0},
+		{"dnssearch", c.DNSSearch, len(c.DNSSearch) > 0},
+		{"dropcaps", o.DropCapabilities, len(o.DropCapabilities) > 0},
+		{"labels", o.Labels, len(o.Labels) > 0},
+		{"labelopts", c.LabelOpts, len(c.LabelOpts) > 0},
+		{"cachefrom", cacheFrom, o.CacheFrom != nil},
+		{"cacheto", cacheTo, o.CacheTo != nil},
+		{"extrahosts", c.AddHost, len(c.AddHost) > 0},
+		{"nsoptions", o.NamespaceOptions, len(o.NamespaceOptions) > 0},
+		{"ulimits", c.Ulimit, len(c.Ulimit) > 0},
+	} {
+		if !j.set {
+			continue
+		}
+		data, err := json.Marshal(j.v)
+		if err != nil {
+			return err
+		}
+		p.Set(j.name, string(data))
+	}
+	return nil
+}
+
+func numberParams(p url.Values, o *entities.BuildOptions, c *define.CommonBuildOptions) {
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"cpuperiod", int64(c.CPUPeriod)}, {"cpuquota", c.CPUQuota}, {"cpushares", int64(c.CPUShares)},
+		{"memswap", c.MemorySwap}, {"memory", c.Memory},
+	} {
+		if n.v > 0 {
+			p.Set(n.name, strconv.Itoa(int(n.v)))
+		}
+	}
+	// Always sent: left out, the service would pick its own defaults, and
+	// without nsoptions it runs RUN steps in the host's network namespace.
+	p.Set("networkmode", strconv.Itoa(int(o.ConfigureNetwork)))
+	p.Set("isolation", strconv.Itoa(int(o.Isolation)))
+}
+
+func flagParams(p url.Values, o *entities.BuildOptions, c *define.CommonBuildOptions) {
+	one := func(name string, on bool) {
+		if on {
+			p.Set(name, "1")
+		}
+	}
+	oneOrZero := func(name string, on bool) {
+		p.Set(name, "0")
+		one(name, on)
+	}
+	optional := func(name string, b types.OptionalBool) {
+		switch b {
+		case types.OptionalBoolTrue:
+			p.Set(name, "1")
+		case types.OptionalBoolFalse:
+			p.Set(name, "0")
+		}
+	}
+	one("allplatforms", o.AllPlatforms)
+	one("forcerm", o.ForceRmIntermediateCtrs)
+	oneOrZero("rm", o.RemoveIntermediateCtrs)
+	oneOrZero("omithistory", c.OmitHistory)
+	one("ignore", o.IgnoreUnrecognizedInstructions)
+	one("httpproxy", c.HTTPProxy)
+	one("layers", o.Layers)
+	one("rusage", o.LogRusage)
+	optional("skipunusedstages", o.SkipUnusedStages)
+	one("nocache", o.NoCache)
+	optional("identitylabel", c.IdentityLabel)
+	one("q", o.Quiet)
+	one("squash", o.Squash)
+	if o.SystemContext != nil && o.SystemContext.DockerInsecureSkipTLSVerify == types.OptionalBoolTrue {
+		p.Set("tlsVerify", "false")
+	}
+}
+
+func stringParams(p url.Values, o *entities.BuildOptions, c *define.CommonBuildOptions) {
+	p.Add("t", o.Output)
+	for _, tag := range o.AdditionalTags {
+		p.Add("t", tag)
+	}
+	p.Set("outputformat", o.OutputFormat)
+	p.Set("pullpolicy", o.PullPolicy.String())
+	for _, s := range []struct{ name, v string }{
+		{"cpusetcpus", c.CPUSetCPUs}, {"cpusetmems", c.CPUSetMems}, {"cgroupparent", c.CgroupParent},
+		{"from", o.From}, {"seccomp", c.SeccompProfilePath}, {"apparmor", c.ApparmorProfile},
+		{"rusagelogfile", o.RusageLogFile}, {"manifest", o.Manifest}, {"output", o.Output},
+		{"osversion", o.OSVersion}, {"target", o.Target},
+	} {
+		if s.v != "" {
+			p.Set(s.name, s.v)
+		}
+	}
+	for _, list := range []struct {
+		name string
+		v    []string
+	}{
+		{"layerLabel", o.LayerLabels}, {"volume", c.Volumes}, {"groupadd", o.GroupAdd},
+		{"setenv", o.Envs}, {"unsetenv", o.UnsetEnvs}, {"unsetlabel", o.UnsetLabels},
+	} {
+		for _, v := range list.v {
+			p.Add(list.name, v)
+		}
+	}
+	// As the bindings do: each feature replaces the one before.
+	for _, f := range o.OSFeatures {
+		p.Set("osfeature", f)
+	}
+}
+
+// platformParams sends the platforms as images.Build does; farm gives every
+// job one.
+func platformParams(p url.Values, o *entities.BuildOptions) {
+	for _, pl := range o.Platforms {
+		if pl.OS == "" && pl.Arch == "" && pl.Variant == "" {
+			continue
+		}
+		v := pl.OS + "/" + pl.Arch
+		if pl.Variant != "" {
+			v += "/" + pl.Variant
+		}
+		p.Add("platform", v)
+	}
+}
+
+// params are the query parameters of one job's POST /build: the run's
+// options with this job's tag, platform and cgroup parent.
+func (req request) params() (url.Values, error) {
+	o := req.spec.Options
+	o.Output = req.tag
+	o.AdditionalTags = nil
+	o.Platforms = []struct{ OS, Arch, Variant string }{{req.platform.OS, req.platform.Arch, req.platform.Variant}}
+	common := define.CommonBuildOptions{}
+	if o.CommonBuildOpts != nil {
+		common = *o.CommonBuildOpts
+	}
+	common.CgroupParent = req.cgroup
+	common.Secrets = nil
+	if req.marker != "" {
+		// The job's mark for stopping it (see marker): one more host entry.
+		common.AddHost = append(append([]string{}, common.AddHost...), req.marker)
+	}
+	o.CommonBuildOpts = &common
+	p, err := Query(&o)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.spec.Containerfiles) > 0 {
+		files, err := json.Marshal(req.spec.Containerfiles)
+		if err != nil {
+			return nil, err
+		}
+		p.Set("dockerfile", string(files))
+	}
+	if len(req.spec.Secrets) > 0 {
+		secrets, err := json.Marshal(req.spec.Secrets)
+		if err != nil {
+			return nil, err
+		}
+		p.Add("secrets", string(secrets))
+	}
+	return p, nil
+}
