@@ -53,14 +53,23 @@ See also: docs/farm.md, and a page per stage.`
 func main() {
 	args, word := pipeline.Subcommand(os.Args)
 	os.Args = args
-	stage.Main(&cli.App{
+	stage.Main(newApp(word))
+}
+
+// newApp is farm with the command word (build) Subcommand took off the
+// arguments: flags, then one library call.
+func newApp(word string) *cli.App {
+	return &cli.App{
 		Name:        "farm",
 		Usage:       "build one multi-arch image on a farm of podman nodes, in one command",
 		UsageText:   "farm build [--farm NAME] [--platforms PLATFORMS] -t NAME[:TAG] [options] [CONTEXT]",
 		Description: description,
 		Flags:       pipeline.Flags(),
-		Action:      func(c *cli.Context) error { return pipeline.Command(c, word) },
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return stage.UsageError{Err: err}
+		},
+		Action: func(c *cli.Context) error { return pipeline.Command(c, word) },
 		// Build args and labels may hold commas.
 		DisableSliceFlagSeparator: true,
-	})
+	}
 }
