@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,20 +8,14 @@ import (
 
 	"github.com/farm-build/farm/lib/podmantest"
 	"github.com/farm-build/farm/lib/stage"
-	"github.com/urfave/cli/v2"
+	"github.com/farm-build/farm/lib/stage/stagetest"
 )
 
 // runApp runs farm-build in-process the way stage.Main does, and returns
 // the exit code, stdout and stderr.
 func runApp(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	app := newApp(strings.NewReader(stdin))
-	app.Flags = append(app.Flags, stage.CommonFlags()...)
-	var stdout, stderr bytes.Buffer
-	app.Writer, app.ErrWriter = &stdout, &stderr
-	app.ExitErrHandler = func(*cli.Context, error) {}
-	err := app.RunContext(context.Background(), append([]string{name}, args...))
-	return stage.Report(app.Name, err, &stderr), stdout.String(), stderr.String()
+	return stagetest.Run(newApp(strings.NewReader(stdin)), append([]string{name}, args...))
 }
 
 // end is the end record of a complete plan.

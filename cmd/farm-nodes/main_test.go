@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,20 +9,14 @@ import (
 
 	"github.com/farm-build/farm/lib/podmantest"
 	"github.com/farm-build/farm/lib/stage"
-	"github.com/urfave/cli/v2"
+	"github.com/farm-build/farm/lib/stage/stagetest"
 )
 
 // runApp runs farm-nodes in-process the way stage.Main does, and returns
 // the exit code, stdout and stderr.
 func runApp(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	app := newApp()
-	app.Flags = append(app.Flags, stage.CommonFlags()...)
-	var stdout, stderr bytes.Buffer
-	app.Writer, app.ErrWriter = &stdout, &stderr
-	app.ExitErrHandler = func(*cli.Context, error) {}
-	err := app.RunContext(context.Background(), append([]string{"farm-nodes"}, args...))
-	return stage.Report(app.Name, err, &stderr), stdout.String(), stderr.String()
+	return stagetest.Run(newApp(), append([]string{"farm-nodes"}, args...))
 }
 
 // farm writes a containers.conf with the fake nodes as connections and a

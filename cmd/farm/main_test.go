@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/farm-build/farm/lib/pipeline"
 	"github.com/farm-build/farm/lib/stage"
-	"github.com/urfave/cli/v2"
+	"github.com/farm-build/farm/lib/stage/stagetest"
 )
 
 // runApp runs farm in-process the way main and stage.Main do (the command
@@ -16,13 +14,7 @@ import (
 func runApp(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	args, word := pipeline.Subcommand(append([]string{"farm"}, args...))
-	app := newApp(word)
-	app.Flags = append(app.Flags, stage.CommonFlags()...)
-	var stdout, stderr bytes.Buffer
-	app.Writer, app.ErrWriter = &stdout, &stderr
-	app.ExitErrHandler = func(*cli.Context, error) {}
-	err := app.RunContext(context.Background(), args)
-	return stage.Report(app.Name, err, &stderr), stdout.String(), stderr.String()
+	return stagetest.Run(newApp(word), args)
 }
 
 // --print: each flag goes to its stage, and the pipeline is printed, not run.
