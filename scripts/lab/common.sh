@@ -142,6 +142,10 @@ lab_sshd_conf() {
         ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$dir/ssh_host_ed25519_key"
     # StrictModes no: $LAB may live under a world-writable dir (e.g. /tmp in tests),
     # which would make sshd ignore authorized_keys. MaxSessions: farm may multiplex.
+    # SetEnv SHLVL=1: bash sources ~/.bashrc for a command sent over SSH only as
+    # a top-level shell (SHLVL<2); this machine's root ~/.bashrc runs pyenv init,
+    # 5 s or more per command, which pushed farm-nodes' binfmt probe past its
+    # timeout under load. The node's commands need nothing from ~/.bashrc.
     {
         cat <<EOF
 # Written by scripts/farm-lab for node $name.
@@ -161,6 +165,7 @@ AllowStreamLocalForwarding yes
 StreamLocalBindUnlink yes
 MaxSessions 64
 MaxStartups 64:30:128
+SetEnv SHLVL=1
 LogLevel INFO
 Subsystem sftp internal-sftp
 EOF
