@@ -18,7 +18,7 @@ func (s *Server) defaultRoutes() []route {
 		r(http.MethodGet, `/_ping`, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "OK") }),
 		r(http.MethodGet, `/info`, func(w http.ResponseWriter, _ *http.Request) { s.writeJSON(w, s.Info) }),
 		r(http.MethodPost, `/build`, s.build),
-		r(http.MethodGet, `/images/([^/]+)/exists`, s.exists),
+		r(http.MethodGet, `/images/([^/]+)/exists`, exists("image", func(n string) bool { _, ok := s.Image(n); return ok })),
 		r(http.MethodGet, `/images/([^/]+)/json`, s.inspect),
 		r(http.MethodGet, `/images/export`, s.export),
 		r(http.MethodPost, `/images/load`, s.load),
@@ -28,7 +28,7 @@ func (s *Server) defaultRoutes() []route {
 		r(http.MethodPost, `/images/([^/]+)/untag`, s.untag),
 		r(http.MethodDelete, `/images/remove`, s.remove),
 		r(http.MethodPost, `/manifests/([^/]+)`, s.manifestCreate),
-		r(http.MethodGet, `/manifests/([^/]+)/exists`, s.manifestExists),
+		r(http.MethodGet, `/manifests/([^/]+)/exists`, exists("manifest", func(n string) bool { _, ok := s.List(n); return ok })),
 		r(http.MethodPut, `/manifests/([^/]+)`, s.manifestAdd),
 		r(http.MethodGet, `/manifests/([^/]+)/json`, s.manifestInspect),
 		r(http.MethodDelete, `/manifests/([^/]+)`, s.manifestDelete),
@@ -69,12 +69,15 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 	writeStream(w, map[string]string{"stream": "STEP 1/1: FROM scratch\n"}, map[string]string{"stream": id + "\n"})
 }
 
-func (s *Server) exists(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.Image(pathArg(r, 2)); ok {
-		w.WriteHeader(http.StatusNoContent)
-		return
+// exists answers an exists endpoint as podman does: 204 or 404, no body.
+func exists(what string, found func(name string) bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if found(pathArg(r, 2)) {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		Fail(http.StatusNotFound, "no such "+what)(w, r)
 	}
-	Fail(http.StatusNotFound, "no such image")(w, r)
 }
 
 func (s *Server) inspect(w http.ResponseWriter, r *http.Request) {
@@ -201,14 +204,6 @@ func (s *Server) manifestCreate(w http.ResponseWriter, r *http.Request) {
 	s.lists[name] = nil
 	s.mu.Unlock()
 	s.writeJSON(w, map[string]string{"Id": BuildID("list " + name)})
-}
-
-func (s *Server) manifestExists(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.List(pathArg(r, 2)); ok {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	Fail(http.StatusNotFound, "no such manifest")(w, r)
 }
 
 func (s *Server) manifestAdd(w http.ResponseWriter, r *http.Request) {

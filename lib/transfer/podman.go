@@ -132,15 +132,25 @@ func decodePullStream(r io.Reader) ([]string, error) {
 
 // tag names image id ref (NAME:TAG) in the service's storage.
 func tag(api context.Context, id, ref string) error {
-	named, err := reference.ParseNormalizedNamed(ref)
+	tagged, err := nameTag(ref)
 	if err != nil {
 		return err
 	}
+	return images.Tag(api, id, tagged.Tag(), tagged.Name(), nil)
+}
+
+// nameTag splits ref the way the tag and untag endpoints want it: the
+// normalised name and the tag, "latest" when ref has none.
+func nameTag(ref string) (reference.NamedTagged, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, err
+	}
 	tagged, ok := reference.TagNameOnly(named).(reference.NamedTagged)
 	if !ok {
-		return fmt.Errorf("%q is not NAME:TAG", ref)
+		return nil, fmt.Errorf("%q is not NAME:TAG", ref)
 	}
-	return images.Tag(api, id, tagged.Tag(), tagged.Name(), nil)
+	return tagged, nil
 }
 
 // dropName removes name, a NAME@DIGEST the pull gave image id, from it,

@@ -42,13 +42,9 @@ func Release(api context.Context, id, ref string, fresh bool) error {
 }
 
 func untag(api context.Context, id, ref string) error {
-	named, err := reference.ParseNormalizedNamed(ref)
+	tagged, err := nameTag(ref)
 	if err != nil {
 		return err
-	}
-	tagged, ok := reference.TagNameOnly(named).(reference.NamedTagged)
-	if !ok {
-		return fmt.Errorf("%q is not NAME:TAG", ref)
 	}
 	return images.Untag(api, id, tagged.Tag(), tagged.Name(), nil)
 }
