@@ -141,6 +141,9 @@ stamp() {
 	done
 }
 
+# farm-manifest's flags in `pipeline` (e.g. --tls-verify=false after --push).
+MANIFEST_ARGS=()
+
 # pipeline RUN_ID NODES PLATFORMS TAG DIR [farm-build flags...]
 # farm-nodes --node NODES | farm-plan --platforms PLATFORMS [| $PLAN_FILTER]
 #   | farm-build -t TAG flags DIR | farm-manifest
@@ -155,7 +158,7 @@ pipeline() {
 	farm-nodes --node "$nodes" 2>>"$p.log" | stamp "$p.stamps" nodes |
 		farm-plan --platforms "$platforms" 2>>"$p.log" | ${PLAN_FILTER:-cat} | stamp "$p.stamps" plan |
 		farm-build -t "$tag" "$@" "$dir" 2>>"$p.log" | tee "$p.images.jsonl" | stamp "$p.stamps" build |
-		farm-manifest 2>>"$p.log" >"$p.manifest.json"
+		farm-manifest "${MANIFEST_ARGS[@]}" 2>>"$p.log" >"$p.manifest.json"
 	printf '%s end -\n' "$EPOCHREALTIME" >>"$p.stamps"
 }
 
