@@ -66,9 +66,20 @@ func probeOne(ctx context.Context, t conn.Target, opts Options) record.Node {
 		return r
 	case <-ctx.Done():
 		rec.Error = fmt.Sprintf("probing %s: %v", t.Name, context.Cause(ctx))
+		// The probe honours ctx and closes its session on the way out:
+		// wait for that (boundedly), or an interrupted farm-nodes exits
+		// first and leaves the tunnel's socket in /tmp/farm-tunnel-*.
+		select {
+		case <-done:
+		case <-time.After(closeGrace):
+		}
 		return rec
 	}
 }
+
+// closeGrace bounds how long a probe that was given up may take to close
+// its session.
+const closeGrace = 2 * time.Second
 
 func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) record.Node {
 	fail := func(err error) record.Node {

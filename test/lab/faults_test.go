@@ -678,3 +678,34 @@ func TestReliabilityTableNamesRealTests(t *testing.T) {
 		}
 	}
 }
+
+// Ctrl-C or SIGTERM to farm-nodes while it probes, once a tunnel's socket
+// exists: exit 130/143 and no /tmp/farm-tunnel-* directory (socket and all)
+// is left in its $TMPDIR. The probes ran on after the stage exited, and
+// their clean-up with them, until the stage waited for them.
+func TestInterruptedProbeLeavesNoTunnel(t *testing.T) {
+	for _, s := range relSignals {
+		t.Run(s.sig.String(), func(t *testing.T) {
+			tmp := t.TempDir()
+			p := relStart(t, []string{"TMPDIR=" + tmp}, nil, "farm-nodes", "--farm", "lab", "--format", "json", "--timeout", "60s")
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				socks, _ := filepath.Glob(filepath.Join(tmp, "farm-tunnel-*", "podman.sock"))
+				if len(socks) > 0 {
+					break
+				}
+				if !p.running() || time.Now().After(deadline) {
+					t.Fatalf("no tunnel socket appeared in %s while farm-nodes ran:\n%s", tmp, relRead(p.stderr))
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			p.cmd.Process.Signal(s.sig)
+			if code := p.wait(t, 30*time.Second); code != s.code {
+				t.Fatalf("exit %d, want %d", code, s.code)
+			}
+			if left, _ := filepath.Glob(filepath.Join(tmp, "farm-tunnel-*")); len(left) != 0 {
+				t.Errorf("the interrupted farm-nodes left its tunnels: %v", left)
+			}
+		})
+	}
+}
