@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/farm-build/farm/lib/buildctx"
 	"github.com/farm-build/farm/lib/local"
@@ -44,6 +45,7 @@ func Build(ctx context.Context, opts BuildOptions, in io.Reader, out io.Writer, 
 		enc.End(cfg.Stage) // nothing more to say: the stream is complete
 		return err
 	}
+	began := time.Now()
 	bc, err := buildctx.Build(ctx, buildctx.Options{
 		Dir: opts.Dir, Containerfile: opts.Containerfile, IgnoreFile: opts.IgnoreFile, Extra: opts.Extra,
 		Warn: func(msg string) { log.Warn(msg) },
@@ -56,6 +58,7 @@ func Build(ctx context.Context, opts BuildOptions, in io.Reader, out io.Writer, 
 		cfg.Spec.Containerfiles = []string{bc.ContainerfileInTar}
 	}
 	log.Info("build context ready", "dir", opts.Dir, "files", bc.Files, "bytes", bc.Size())
+	cfg.Prepared = record.Phase{Name: record.PhaseContext, Start: record.Stamp(began), End: record.Stamp(time.Now())}
 	cfg.Context, cfg.ContextSize = func() io.Reader { return bc.NewReader() }, bc.Size()
 
 	if cfg.Push == nil {

@@ -22,12 +22,15 @@ import (
 // build, then push the image to the user's registry or pull it back here.
 
 // runOn runs the job on node n, showing it as one job in the progress view.
-func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platform, n record.Node) (*record.Image, error) {
+// The clock records each phase's times for the job's record.
+func (r *Runner) runOn(ctx context.Context, job *record.Job, plat platform.Platform, n record.Node, clock *phaseClock) (*record.Image, error) {
 	view := r.cfg.Progress.Job(plat.String(), n.Name)
-	img, err := r.buildOn(ctx, job, plat, n, view)
+	clock.enter(view, record.PhaseConnect, n.Name)
+	img, err := r.buildOn(ctx, job, plat, n, onNode{where: fmt.Sprintf("%s on %s", plat, n.Name), view: view, clock: clock})
 	if err == nil {
 		err = r.writeIIDFile(img)
 	}
+	clock.stop(err)
 	if err != nil {
 		view.Done("", err)
 		return nil, err
@@ -47,15 +50,19 @@ type onNode struct {
 	client  *podman.Client
 	where   string // "linux/arm64 on lab-2"
 	view    progress.Job
+	clock   *phaseClock
 }
 
-func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Platform, n record.Node, view progress.Job) (*record.Image, error) {
+// enter begins the job's next phase on its node.
+func (on onNode) enter(phase string) { on.clock.enter(on.view, phase, on.session.Target.Name) }
+
+func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Platform, n record.Node, on onNode) (*record.Image, error) {
 	if r.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, r.cfg.Timeout, fmt.Errorf("job timed out after %s (--timeout)", r.cfg.Timeout))
 		defer cancel()
 	}
-	on, kind, err := r.connect(ctx, plat, n, view)
+	on, kind, err := r.connect(ctx, n, on)
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", on.where, err)
 	}
@@ -73,13 +80,13 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 		Transfer: "archive", BytesOut: r.cfg.ContextSize, Extra: job.Extra,
 	}
 	if r.cfg.Push != nil {
-		view.Phase("pushing")
+		on.enter(record.PhasePush)
 		if err := r.push(ctx, on, img); err != nil {
 			r.removeOnNode(on.session, id, tag)
 			return nil, fmt.Errorf("pushing %s from %s: %w", plat, n.Name, err)
 		}
 	} else {
-		view.Phase("pulling back")
+		on.enter(record.PhasePull)
 		if err := r.pullBack(ctx, on, img); err != nil {
 			if ctx.Err() != nil {
 				r.removeOnNode(on.session, id, tag)
@@ -97,8 +104,7 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 // connect opens (or reuses) the node's connection and learns how it runs
 // builds (cgroup manager, rootless, how to stop one), from the node record
 // or, when the record does not say, from the node.
-func (r *Runner) connect(ctx context.Context, plat platform.Platform, n record.Node, view progress.Job) (onNode, node.Kind, error) {
-	on := onNode{where: fmt.Sprintf("%s on %s", plat, n.Name), view: view}
+func (r *Runner) connect(ctx context.Context, n record.Node, on onNode) (onNode, node.Kind, error) {
 	s, err := r.sessions.get(ctx, n)
 	if err != nil {
 		return on, node.Kind{}, err
@@ -123,11 +129,12 @@ func (r *Runner) connect(ctx context.Context, plat platform.Platform, n record.N
 func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, tag string, kind node.Kind) (string, float64, error) {
 	jobID := newJobID()
 	r.cfg.Log.Debug("building", "platform", plat.String(), "node", on.session.Target.Name, "job", jobID)
-	on.view.Phase("uploading context")
+	on.enter(record.PhaseUpload)
 	start := time.Now()
 	req := request{
 		spec: &r.cfg.Spec, platform: plat, tag: tag, marker: marker(jobID),
-		context: r.cfg.Context(), logLine: on.view.Log, onUploaded: func() { on.view.Phase("building") },
+		context: r.cfg.Context(), logLine: on.view.Log,
+		onUploaded: func() { on.clock.advance(on.view, record.PhaseUpload, record.PhaseBuild) },
 	}
 	if kind.CgroupParentAllowed() {
 		req.cgroup = cgroupParent(kind.CgroupManager, jobID)

@@ -48,6 +48,9 @@ type Config struct {
 	Stage    string
 	// IIDFile, when set, receives each platform's image ID (see IIDFile).
 	IIDFile string
+	// Prepared is the run's context phase (record.PhaseContext), the first
+	// of every job's phases; empty when the caller made no context.
+	Prepared record.Phase
 }
 
 // Runner runs jobs as they arrive and reports each as an image or an error
@@ -102,6 +105,7 @@ func (r *Runner) Run(ctx context.Context, job *record.Job) Outcome {
 		}
 	}
 
+	clock := r.newClock()
 	candidates := append([]record.Node{job.Node}, job.Alternatives...)
 	var lastErr error
 	lastNode := job.Node.Name
@@ -112,8 +116,9 @@ func (r *Runner) Run(ctx context.Context, job *record.Job) Outcome {
 		if i > 0 {
 			r.cfg.Log.Warn("failing over", "platform", plat.String(), "from", lastNode, "to", n.Name, "reason", lastErr)
 		}
-		img, err := r.runOn(ctx, job, plat, n)
+		img, err := r.runOn(ctx, job, plat, n, clock)
 		if err == nil {
+			img.Phases = clock.list()
 			return img
 		}
 		lastErr, lastNode = err, n.Name
@@ -127,7 +132,16 @@ func (r *Runner) Run(ctx context.Context, job *record.Job) Outcome {
 	if lastErr == nil {
 		lastErr = errors.New("no reachable node in the job or its alternatives")
 	}
-	return r.errorRecord(job, lastNode, lastErr)
+	e := r.errorRecord(job, lastNode, lastErr)
+	e.Phases = clock.list()
+	return e
+}
+
+func (r *Runner) newClock() *phaseClock {
+	if r.cfg.Prepared.Name == "" {
+		return newPhaseClock()
+	}
+	return newPhaseClock(r.cfg.Prepared)
 }
 
 func (r *Runner) errorRecord(job *record.Job, nodeName string, err error) *record.Error {

@@ -47,6 +47,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	cfg := Config{
 		Tag: "localhost/app:1", Context: func() io.Reader { return strings.NewReader("context bytes") }, ContextSize: 13,
 		PullBack: puller, Log: log, Progress: progress.NewPlain(&syncWriter{w: f.log}), Stage: "farm-build",
+		Prepared: record.Phase{Name: record.PhaseContext, Start: "2026-01-02T03:04:05.000Z", End: "2026-01-02T03:04:05.250Z"},
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -110,31 +111,41 @@ func TestRunnerFailureKinds(t *testing.T) {
 		wantErr  string // empty: an image
 		bBuilds  int    // builds b got
 		stopKill bool   // a job stopped on a with kill
+		phases   string // the record's phases (see phaseNames)
 	}{
-		{name: "success on the first node", script: func(*fixture) {}, wantNode: "a"},
+		{name: "success on the first node", script: func(*fixture) {}, wantNode: "a",
+			phases: "context connect@a upload@a build@a pull@a"},
 		{name: "node dies mid-build: fail over", script: func(f *fixture) {
 			f.a.Handle(http.MethodPost, "/build", podmantest.DieMidStream(map[string]string{"stream": "STEP 1/2\n"}))
-		}, wantNode: "b", bBuilds: 1, stopKill: true},
-		{name: "node refuses the connection: fail over", script: func(f *fixture) { f.a.Close() }, wantNode: "b", bBuilds: 1},
+		}, wantNode: "b", bBuilds: 1, stopKill: true,
+			phases: "context connect@a upload@a build@a! connect@b upload@b build@b pull@b"},
+		{name: "node refuses the connection: fail over", script: func(f *fixture) { f.a.Close() }, wantNode: "b", bBuilds: 1,
+			phases: "context connect@a! connect@b upload@b build@b pull@b"},
 		{name: "build fails: no fail-over", script: func(f *fixture) {
 			f.a.Handle(http.MethodPost, "/build", buildFails)
-		}, wantNode: "a", wantErr: `building linux/amd64 on a: building at STEP "RUN false": exit status 1`, stopKill: true},
+		}, wantNode: "a", wantErr: `building linux/amd64 on a: building at STEP "RUN false": exit status 1`, stopKill: true,
+			phases: "context connect@a upload@a build@a!"},
 		{name: "server refuses the build request: no fail-over", script: func(f *fixture) {
 			f.a.Handle(http.MethodPost, "/build", podmantest.Fail(http.StatusBadRequest, "bad dockerfile parameter"))
-		}, wantNode: "a", wantErr: "bad dockerfile parameter", stopKill: true},
+		}, wantNode: "a", wantErr: "bad dockerfile parameter", stopKill: true,
+			phases: "context connect@a upload@a build@a!"},
 		{name: "local service fails the load: stop", script: func(f *fixture) {
 			f.local.Handle(http.MethodPost, "/images/load", podmantest.Fail(http.StatusInternalServerError, "no space left on device"))
-		}, wantNode: "a", wantErr: "pulling linux/amd64 back from a: local podman service " + "unix://"},
+		}, wantNode: "a", wantErr: "pulling linux/amd64 back from a: local podman service " + "unix://",
+			phases: "context connect@a upload@a build@a pull@a!"},
 		{name: "export fails on the node: fail over", script: func(f *fixture) {
 			f.a.Handle(http.MethodGet, "/images/export", podmantest.DieMidStream())
-		}, wantNode: "b", bBuilds: 1},
+		}, wantNode: "b", bBuilds: 1,
+			phases: "context connect@a upload@a build@a pull@a! connect@b upload@b build@b pull@b"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, nil)
 			tc.script(f)
 			out := f.runner.Run(context.Background(), f.job("linux/amd64"))
+			var phases []record.Phase
 			switch rec := out.(type) {
 			case *record.Image:
+				phases = rec.Phases
 				if tc.wantErr != "" {
 					t.Fatalf("got an image, want error %q", tc.wantErr)
 				}
@@ -145,9 +156,13 @@ func TestRunnerFailureKinds(t *testing.T) {
 					t.Errorf("local storage: %+v %v", img, ok)
 				}
 			case *record.Error:
+				phases = rec.Phases
 				if tc.wantErr == "" || !strings.Contains(rec.Error, tc.wantErr) || rec.Node != tc.wantNode {
 					t.Fatalf("error record %+v, want %q on %s", rec, tc.wantErr, tc.wantNode)
 				}
+			}
+			if got := phaseNames(t, phases); got != tc.phases {
+				t.Errorf("phases %q, want %q\n%+v", got, tc.phases, phases)
 			}
 			if got := f.b.Count("POST /build"); got != tc.bBuilds {
 				t.Errorf("b got %d builds, want %d\n%s", got, tc.bBuilds, f.log)
@@ -157,6 +172,36 @@ func TestRunnerFailureKinds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// phaseNames writes phases as "name@node", "!" marking the failed ones,
+// and checks that each of an attempt's phases begins when the one before
+// it ended (the run's context phase ends earlier, the jobs wait for the
+// whole plan; a failed attempt ends before the next one begins).
+func phaseNames(t *testing.T, phases []record.Phase) string {
+	t.Helper()
+	var names []string
+	var last time.Time
+	for i, p := range phases {
+		start, end, err := p.Times()
+		if err != nil {
+			t.Errorf("phase %d: %v", i, err)
+		}
+		gap := i == 1 || i > 0 && phases[i-1].Error != ""
+		if i > 0 && (gap && start.Before(last) || !gap && !start.Equal(last)) {
+			t.Errorf("phase %d (%s) starts at %s, not when phase %d ended (%s)", i, p.Name, p.Start, i-1, phases[i-1].End)
+		}
+		last = end
+		n := p.Name
+		if p.Node != "" {
+			n += "@" + p.Node
+		}
+		if p.Error != "" {
+			n += "!"
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, " ")
 }
 
 func contains(list []string, s string) bool {
@@ -266,11 +311,17 @@ func TestRunnerPush(t *testing.T) {
 	if !ok || img.Transfer != "push" || !strings.HasPrefix(img.Ref, "localhost/app@sha256:") {
 		t.Fatalf("push: %+v\n%s", img, f.log)
 	}
+	if got := phaseNames(t, img.Phases); got != "context connect@a upload@a build@a push@a" {
+		t.Errorf("phases of a pushed image: %q", got)
+	}
 	f2 := newFixture(t, func(c *Config) { c.Push = &registry.Options{}; c.PullBack = nil })
 	f2.a.Handle(http.MethodPost, "/images/[^/]+/push", podmantest.Stream(map[string]string{"error": "unauthorized: authentication required"}))
 	rec, ok := f2.runner.Run(context.Background(), f2.job("linux/amd64")).(*record.Error)
 	if !ok || !strings.Contains(rec.Error, "unauthorized") || rec.Node != "a" || f2.b.Count("POST /build") != 0 {
 		t.Fatalf("refused push: %+v", rec)
+	}
+	if got := phaseNames(t, rec.Phases); got != "context connect@a upload@a build@a push@a!" {
+		t.Errorf("phases of a refused push: %q", got)
 	}
 	if _, left := f2.a.Image(podmantest.BuildID("localhost/app:1-linux-amd64")); left {
 		t.Error("a failed push left the image on the node")

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Version is the only format version this package reads and writes.
@@ -92,7 +93,62 @@ type Image struct {
 	Transfer        string  `json:"transfer"`
 	BytesIn         int64   `json:"bytes_in"`
 	BytesOut        int64   `json:"bytes_out"`
-	Extra           Extra   `json:"-"`
+	// Phases says when each phase of the job began and ended, on every
+	// node it ran on (a failed-over attempt's phases come first).
+	Phases []Phase `json:"phases,omitempty"`
+	Extra  Extra   `json:"-"`
+}
+
+// Phase is one phase of a job: what it was (PhaseContext, PhaseConnect,
+// ...), on which node ("" for the client's own work), and when it began and
+// ended, as Stamp writes times. Error is set on the phase an attempt
+// failed in.
+type Phase struct {
+	Name  string `json:"name"`
+	Node  string `json:"node"`
+	Start string `json:"start"`
+	End   string `json:"end"`
+	Error string `json:"error,omitempty"`
+}
+
+// The phases of a job, in the order they happen.
+const (
+	// PhaseContext: farm-build walks and compresses the context, once for
+	// every job of the run, on the client.
+	PhaseContext = "context"
+	// PhaseConnect: the node's connection is opened (or reused) and its
+	// kind learnt.
+	PhaseConnect = "connect"
+	// PhaseUpload: the compressed context travels to the node.
+	PhaseUpload = "upload"
+	// PhaseBuild: the node builds, from the context's last byte to the
+	// image id.
+	PhaseBuild = "build"
+	// PhasePush: the node pushes the image to the user's registry (--push).
+	PhasePush = "push"
+	// PhasePull: the image comes back into local storage.
+	PhasePull = "pull"
+)
+
+// StampLayout is how a phase's times are written: RFC 3339 in UTC, with
+// milliseconds.
+const StampLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Stamp writes t as a phase's start or end.
+func Stamp(t time.Time) string { return t.UTC().Format(StampLayout) }
+
+// Times parses the phase's start and end.
+func (p Phase) Times() (start, end time.Time, err error) {
+	if start, err = time.Parse(time.RFC3339Nano, p.Start); err != nil {
+		return start, end, fmt.Errorf("phase %q: start: %w", p.Name, err)
+	}
+	if end, err = time.Parse(time.RFC3339Nano, p.End); err != nil {
+		return start, end, fmt.Errorf("phase %q: end: %w", p.Name, err)
+	}
+	if end.Before(start) {
+		return start, end, fmt.Errorf("phase %q ends (%s) before it starts (%s)", p.Name, p.End, p.Start)
+	}
+	return start, end, nil
 }
 
 // Instance is one entry of a manifest list.
@@ -118,7 +174,9 @@ type Error struct {
 	Platform string `json:"platform,omitempty"`
 	Node     string `json:"node,omitempty"`
 	Line     int    `json:"line,omitempty"`
-	Extra    Extra  `json:"-"`
+	// Phases: as in Image, up to the failure (farm-build's job errors).
+	Phases []Phase `json:"phases,omitempty"`
+	Extra  Extra   `json:"-"`
 }
 
 // End is the last record of a complete stream. Every stage writes it after

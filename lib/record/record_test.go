@@ -70,6 +70,12 @@ func samples() []sample {
 			Digest: "sha256:0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9",
 			Tag:    "example.com/app:1.0", Ref: "example.com/app@sha256:0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9",
 			Emulated: true, Size: 80000000, BuildSeconds: 610.5, Transfer: "push", BytesOut: 2048}},
+		{"image_phases", &Image{Platform: "linux/arm64", Node: "arm2",
+			ID:     "3f5e2a9c8b1d4e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f",
+			Digest: "sha256:9b2a6c1d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+			Tag:    "example.com/app:1.0", Ref: "example.com/app:1.0-linux-arm64",
+			Size: 73400320, BuildSeconds: 41.25, TransferSeconds: 3.5, Transfer: "registry",
+			BytesIn: 25165824, BytesOut: 1048576, Phases: samplePhases()}},
 		{"image_zero", &Image{}},
 		{"image_extra", &Image{Platform: "linux/amd64", Transfer: "registry",
 			Extra: Extra{"sbom": json.RawMessage(`["spdx"]`), "cache_hit": json.RawMessage(`true`)}}},
@@ -88,11 +94,35 @@ func samples() []sample {
 
 		{"error", &Error{Stage: "farm-build", Error: "RUN make: exit status 2", Platform: "linux/arm64", Node: "arm1"}},
 		{"error_line", &Error{Stage: "farm-build", Error: `farm-build: stdin line 3: unknown kind "nod" (want one of node, job, image, manifest, error)`, Line: 3}},
+		{"error_phases", &Error{Stage: "farm-build", Error: "building linux/arm64 on arm1: RUN make: exit status 2", Platform: "linux/arm64", Node: "arm1",
+			Phases: []Phase{
+				{Name: PhaseContext, Start: "2026-11-29T17:20:00.000Z", End: "2026-11-29T17:20:00.250Z"},
+				{Name: PhaseConnect, Node: "arm1", Start: "2026-11-29T17:20:00.250Z", End: "2026-11-29T17:20:00.400Z"},
+				{Name: PhaseUpload, Node: "arm1", Start: "2026-11-29T17:20:00.400Z", End: "2026-11-29T17:20:01.000Z"},
+				{Name: PhaseBuild, Node: "arm1", Start: "2026-11-29T17:20:01.000Z", End: "2026-11-29T17:20:04.125Z",
+					Error: "building linux/arm64 on arm1: RUN make: exit status 2"},
+			}}},
 		{"error_zero", &Error{}},
 		{"error_extra", &Error{Stage: "my-stage", Error: "quota <exceeded> & more", Extra: Extra{"retry": json.RawMessage(`false`)}}},
 		{"end", &End{Stage: "farm-build"}},
 		{"end_zero", &End{}},
 		{"end_extra", &End{Stage: "my-stage", Extra: Extra{"records": json.RawMessage(`3`)}}},
+	}
+}
+
+// samplePhases is a job that failed over: the connection to arm1 broke
+// during the build, arm2 built the image.
+func samplePhases() []Phase {
+	return []Phase{
+		{Name: PhaseContext, Start: "2026-11-29T17:20:00.000Z", End: "2026-11-29T17:20:00.250Z"},
+		{Name: PhaseConnect, Node: "arm1", Start: "2026-11-29T17:20:00.250Z", End: "2026-11-29T17:20:00.400Z"},
+		{Name: PhaseUpload, Node: "arm1", Start: "2026-11-29T17:20:00.400Z", End: "2026-11-29T17:20:01.000Z"},
+		{Name: PhaseBuild, Node: "arm1", Start: "2026-11-29T17:20:01.000Z", End: "2026-11-29T17:20:09.500Z",
+			Error: "building linux/arm64 on arm1: ssh: connection lost"},
+		{Name: PhaseConnect, Node: "arm2", Start: "2026-11-29T17:20:09.500Z", End: "2026-11-29T17:20:09.700Z"},
+		{Name: PhaseUpload, Node: "arm2", Start: "2026-11-29T17:20:09.700Z", End: "2026-11-29T17:20:10.100Z"},
+		{Name: PhaseBuild, Node: "arm2", Start: "2026-11-29T17:20:10.100Z", End: "2026-11-29T17:20:51.350Z"},
+		{Name: PhasePull, Node: "arm2", Start: "2026-11-29T17:20:51.350Z", End: "2026-11-29T17:20:54.850Z"},
 	}
 }
 
