@@ -46,15 +46,18 @@ func TestStopScriptShapes(t *testing.T) {
 }
 
 // step is a stand-in for a RUN step as buildah runs it: a process run as
-// buildah-oci-runtime (comm "exe") whose working directory is a bundle with hosts and
-// pid files, the pid being the step's init (here another process).
+// buildah-oci-runtime (comm "exe") whose working directory is a bundle
+// with hosts and pid files, the pid being the step's init: its child.
 type step struct {
-	runtime, init *exec.Cmd
+	runtime *exec.Cmd
+	bundle  string
 }
 
-func startStep(t *testing.T, dir, jobID string) step {
+// startStep starts a step of the job; its init starts (and the pid file
+// appears) after delay, as when runc create is slow.
+func startStep(t *testing.T, dir, jobID, delay string) step {
 	t.Helper()
-	sleep, err := exec.LookPath("sleep")
+	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,59 +67,104 @@ func startStep(t *testing.T, dir, jobID string) step {
 	os.MkdirAll(bin, 0o755)
 	exe := filepath.Join(bin, "exe")
 	if _, err := os.Lstat(exe); err != nil {
-		if err := os.Symlink(sleep, exe); err != nil {
+		if err := os.Symlink(sh, exe); err != nil {
 			t.Fatal(err)
 		}
 	}
 	bundle := filepath.Join(dir, jobID)
 	os.MkdirAll(bundle, 0o755)
-	init := exec.Command(sleep, "60")
-	runtime := &exec.Cmd{Path: exe, Args: []string{"buildah-oci-runtime", "60"}, Dir: bundle}
-	for _, c := range []*exec.Cmd{init, runtime} {
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		c := c
-		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
-	}
 	hosts := "127.0.0.1\tlocalhost\n127.0.0.1\t" + jobID + ".invalid\n"
 	os.WriteFile(filepath.Join(bundle, "hosts"), []byte(hosts), 0o644)
-	os.WriteFile(filepath.Join(bundle, "pid"), []byte(strconv.Itoa(init.Process.Pid)), 0o644)
-	return step{runtime, init}
+	runtime := &exec.Cmd{Path: exe, Dir: bundle,
+		Args: []string{"buildah-oci-runtime", "-c", "sleep " + delay + "; sleep 60 & echo $! > pid.tmp; mv pid.tmp pid; wait"}}
+	if err := runtime.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if pid, err := os.ReadFile(filepath.Join(bundle, "pid")); err == nil {
+			if n, err := strconv.Atoi(string(pid[:len(pid)-1])); err == nil {
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+		}
+		runtime.Process.Kill()
+		runtime.Wait()
+	})
+	return step{runtime, bundle}
 }
 
-func exited(c *exec.Cmd, timeout time.Duration) bool {
-	done := make(chan struct{})
-	go func() { c.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(timeout):
+// init waits for the step's pid file and returns the init's pid.
+func (s step) init(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		if data, err := os.ReadFile(filepath.Join(s.bundle, "pid")); err == nil {
+			pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pid
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the step's init never started")
+	return 0
+}
+
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
 		return false
 	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return err == nil && !strings.Contains(string(stat), ") Z ")
 }
 
 // TestStopScriptKillsMarkedSteps runs the script for real: it kills the
-// init of the job's step, found through the marked bundle, and leaves
-// another job's step alone.
+// init of the job's step, found through the marked bundle, also when the
+// step is still in the making as the script starts (no pid file yet), and
+// leaves another job's step alone.
 func TestStopScriptKillsMarkedSteps(t *testing.T) {
+	for _, delay := range []string{"0", "1.5"} {
+		t.Run("init after "+delay+"s", func(t *testing.T) {
+			dir := t.TempDir()
+			mine := startStep(t, dir, "farm-1111", delay)
+			other := startStep(t, dir, "farm-2222", "0")
+			otherInit := other.init(t)
+			out, err := exec.Command("/bin/sh", "-c", stopScript("farm-1111", false, true)).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			init := mine.init(t)
+			if !strings.Contains(string(out), "killed "+strconv.Itoa(init)) {
+				t.Errorf("output %q does not name the step's init %d", out, init)
+			}
+			if alive(init) {
+				t.Error("the job's step is still running")
+			}
+			if !alive(otherInit) || !alive(other.runtime.Process.Pid) {
+				t.Errorf("another job's step must still run")
+			}
+		})
+	}
+}
+
+// TestStopScriptSparesReusedPids: a pid file naming a process that is not
+// the runtime's child (the step ended, its pid went to another process)
+// kills nothing.
+func TestStopScriptSparesReusedPids(t *testing.T) {
 	dir := t.TempDir()
-	mine := startStep(t, dir, "farm-1111")
-	other := startStep(t, dir, "farm-2222")
-	out, err := exec.Command("/bin/sh", "-c", stopScript("farm-1111", false, true)).CombinedOutput()
+	mine := startStep(t, dir, "farm-3333", "0")
+	mine.init(t)
+	stranger := exec.Command("sleep", "60")
+	if err := stranger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stranger.Process.Kill(); stranger.Wait() })
+	os.WriteFile(filepath.Join(mine.bundle, "pid"), []byte(strconv.Itoa(stranger.Process.Pid)+"\n"), 0o644)
+	out, err := exec.Command("/bin/sh", "-c", stopScript("farm-3333", false, true)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if !strings.Contains(string(out), "killed "+strconv.Itoa(mine.init.Process.Pid)) {
-		t.Errorf("output %q does not name the step's init %d", out, mine.init.Process.Pid)
-	}
-	if !exited(mine.init, 2*time.Second) {
-		t.Error("the job's step is still running")
-	}
-	for _, c := range []*exec.Cmd{other.init, other.runtime, mine.runtime} {
-		if err := c.Process.Signal(syscall.Signal(0)); err != nil {
-			t.Errorf("pid %d was not the job's step and must still run: %v", c.Process.Pid, err)
-		}
+	if strings.Contains(string(out), "killed") || !alive(stranger.Process.Pid) {
+		t.Errorf("killed a process that is not the step's: %q", out)
 	}
 }
 

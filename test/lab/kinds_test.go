@@ -155,40 +155,70 @@ func nodePids(t *testing.T, node string, pids []string) []string {
 	return strings.Fields(string(out))
 }
 
-// TestKindsInterruptStopsTheBuild: Ctrl-C during a long RUN step on each
-// kind: exit 130, and 2 s later no process of the step is left on the
-// node, checked by pid there. On lab-rootless no cgroup can be made: the
-// step is found through its OCI runtime state.
+// TestKindsInterruptStopsTheBuild: Ctrl-C on each kind, while the long RUN
+// step runs and as soon as it starts (before its process exists: the
+// service goes on with the build when its client is gone, and runc create
+// takes a while): exit 130, and 2 s later no process of the step is left
+// on the node, checked by pid there. On lab-rootless no cgroup can be
+// made: the step is found through its OCI runtime state.
 func TestKindsInterruptStopsTheBuild(t *testing.T) {
 	for i, n := range kindNodes(t) {
-		t.Run(n, func(t *testing.T) {
-			sleep := fmt.Sprint(421 + i)
-			plan := filepath.Join(t.TempDir(), "plan.jsonl")
-			if r := run(t, nil, "farm-nodes --node "+n+" "+kindsTimeout+" | farm-plan --platforms linux/arm64 > "+plan); r.code != 0 {
-				t.Fatalf("planning: exit %d", r.code)
-			}
-			cmd, stdout, stderr := startBuild(t, plan, "localhost/farm-test/kinds-cancel:"+sleep, sleep, "--log-level", "debug")
-			waitFor(t, stderr, "sleeping "+sleep+"s", 2*time.Minute)
-			var pids []string
-			for _, line := range psMatches(t, "sleep "+sleep) {
-				pids = append(pids, strings.Fields(line)[0])
-			}
-			if len(pids) == 0 || len(nodePids(t, n, pids)) == 0 {
-				t.Fatalf("the build's RUN step is not running on %s (pids %v)", n, pids)
-			}
-			cmd.Process.Signal(syscall.SIGINT)
-			if code := waitExit(t, cmd, time.Minute); code != 130 {
-				t.Fatalf("exit %d, want 130", code)
-			}
-			time.Sleep(2 * time.Second)
-			if left := nodePids(t, n, pids); len(left) != 0 {
-				data, _ := os.ReadFile(stderr)
-				t.Fatalf("2 s after farm-build exited, %s still runs pids %v of the build; farm-build said:\n%s", n, left, data)
-			}
-			if data, _ := os.ReadFile(stdout); len(imagesOf(decode(t, string(data)))) != 0 {
-				t.Errorf("an interrupted run must not report images")
-			}
-		})
+		for j, when := range []string{"running", "starting"} {
+			t.Run(n+"/"+when, func(t *testing.T) {
+				interruptOnKind(t, n, when, fmt.Sprint(421+10*i+j))
+			})
+		}
+	}
+}
+
+// interruptOnKind interrupts a build of the slow Containerfile on node n
+// when its RUN step is running (its echo seen) or starting (its STEP line
+// seen), and checks that no process of the step is left there.
+func interruptOnKind(t *testing.T, n, when, sleep string) {
+	plan := filepath.Join(t.TempDir(), "plan.jsonl")
+	if r := run(t, nil, "farm-nodes --node "+n+" "+kindsTimeout+" | farm-plan --platforms linux/arm64 > "+plan); r.code != 0 {
+		t.Fatalf("planning: exit %d", r.code)
+	}
+	cmd, stdout, stderr := startBuild(t, plan, "localhost/farm-test/kinds-cancel:"+sleep, sleep, "--log-level", "debug")
+	// sleepPids: the step's sleep, asked on the node itself
+	sleepPids := func() []string {
+		var pids []string
+		for _, line := range psMatches(t, "sleep "+sleep) {
+			pids = append(pids, strings.Fields(line)[0])
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		return nodePids(t, n, pids)
+	}
+	var pids []string
+	if when == "running" {
+		waitFor(t, stderr, "sleeping "+sleep+"s", 2*time.Minute)
+		// The echo can arrive before the sleep after it has started
+		// (under emulation, on a loaded machine): wait for its process.
+		for deadline := time.Now().Add(30 * time.Second); len(pids) == 0 && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			pids = sleepPids()
+		}
+		if len(pids) == 0 {
+			t.Fatalf("the build's RUN step is not running on %s", n)
+		}
+	} else {
+		waitFor(t, stderr, "STEP 3/3: RUN", 2*time.Minute)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := waitExit(t, cmd, time.Minute); code != 130 {
+		t.Fatalf("exit %d, want 130", code)
+	}
+	time.Sleep(2 * time.Second)
+	// The pids seen before the interrupt, and any sleep of the step that
+	// started since.
+	if left := append(nodePids(t, n, pids), sleepPids()...); len(left) != 0 {
+		data, _ := os.ReadFile(stderr)
+		t.Fatalf("2 s after farm-build exited, %s still runs pids %v of the build; farm-build said:\n%s", n, left, data)
+	}
+	if data, _ := os.ReadFile(stdout); len(imagesOf(decode(t, string(data)))) != 0 {
+		t.Errorf("an interrupted run must not report images")
 	}
 }
 
