@@ -72,7 +72,10 @@ func Build(ctx context.Context, opts BuildOptions, in io.Reader, out io.Writer, 
 			return fail(err)
 		}
 		topts := opts.Transfer
-		topts.Log = log
+		topts.Log, topts.LocalName = log, record.RedactURI(svc.URI)
+		if c := svc.Session().SSH(); c != nil {
+			topts.LocalListen = c.Listen
+		}
 		cfg.PullBack = transfer.NewPuller(client, topts)
 		defer cfg.PullBack.Close()
 	}

@@ -2,6 +2,7 @@ package local
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/farm-build/farm/lib/conn"
 )
@@ -11,6 +12,10 @@ import (
 type Request struct {
 	URL        string
 	Connection string
+	// Timeout bounds connecting to the store (0: DefaultTimeout).
+	Timeout time.Duration
+	// SSH says how to reach an ssh:// store: known_hosts, agent.
+	SSH conn.SSHOptions
 }
 
 // Choice is one place the local store may be, and why farm looks there.

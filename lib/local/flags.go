@@ -1,6 +1,9 @@
 package local
 
-import "github.com/urfave/cli/v2"
+import (
+	"github.com/farm-build/farm/lib/conn"
+	"github.com/urfave/cli/v2"
+)
 
 // Flags are podman's global flags that name the local store (podman's own
 // service), for farm-build and farm-manifest.
@@ -11,7 +14,12 @@ func Flags() []cli.Flag {
 	}
 }
 
-// RequestFrom reads Flags.
+// RequestFrom reads Flags, and the stage's --timeout when it has one: the
+// local store must answer within DefaultTimeout, or --timeout when shorter.
 func RequestFrom(c *cli.Context) Request {
-	return Request{URL: c.String("url"), Connection: c.String("connection")}
+	req := Request{URL: c.String("url"), Connection: c.String("connection"), SSH: conn.DefaultSSHOptions()}
+	if t := c.Duration("timeout"); t > 0 && t < DefaultTimeout {
+		req.Timeout = t
+	}
+	return req
 }

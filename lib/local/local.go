@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,17 +16,24 @@ import (
 
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/podman"
+	"github.com/farm-build/farm/lib/record"
 )
 
 // Service is a local podman service; Close stops it if this run started it.
 type Service struct {
-	URI string
-	// Identity is the SSH key of a system connection's service.
+	// URI is the service's address as the user named it (ssh://, unix://,
+	// tcp://); Identity its SSH key, if any.
+	URI      string
 	Identity string
+	sess     *conn.Session // farm's own connection to it (lib/conn)
 	cmd      *exec.Cmd
 	dir      string
 	done     chan struct{}
 }
+
+// DefaultTimeout bounds finding and connecting to the local store when
+// Request.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
 
 // Candidates lists the sockets podman itself would use, in order:
 // CONTAINER_HOST, then the rootful socket for root or the rootless one.
@@ -50,23 +56,30 @@ func Candidates(getenv func(string) string) []string {
 // and no local socket answers. A named service that does not answer is an
 // error, never silently replaced. It says at info level which one it uses.
 func Open(ctx context.Context, log *slog.Logger) (*Service, error) {
-	return OpenRequest(ctx, log, Request{})
+	return OpenRequest(ctx, log, Request{SSH: conn.DefaultSSHOptions()})
 }
 
-// OpenRequest is Open with the user's --url / --connection.
+// OpenRequest is Open with the user's --url / --connection. The local store
+// is reached as nodes are (lib/conn): an ssh:// one over farm's own SSH,
+// with strict host keys, no prompt and the request's timeout.
 func OpenRequest(ctx context.Context, log *slog.Logger, req Request) (*Service, error) {
 	choices, err := Choose(req, os.Getenv, func() (*conn.Inventory, error) { return conn.Load(conn.LoadOptions{}) })
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range choices {
-		if answers(ctx, c) {
-			log.Info("local podman service", "uri", c.URI, "from", c.Source)
-			return &Service{URI: c.URI, Identity: c.Identity}, nil
+		s, err := connect(ctx, c, req)
+		if err == nil {
+			log.Info("local podman service", "uri", record.RedactURI(c.URI), "from", c.Source)
+			return s, nil
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
 		}
 		if c.Explicit {
-			return nil, fmt.Errorf("local podman service %s (%s) does not answer; is it running (podman machine start, podman system service)? try: podman --url %s info, or name another service", c.URI, c.Source, c.URI)
+			return nil, fmt.Errorf("local podman service %s (%s): %w", record.RedactURI(c.URI), c.Source, err)
 		}
+		log.Debug("local podman service: not here", "uri", c.URI, "error", err)
 	}
 	s, err := start(ctx, log)
 	if err == nil {
@@ -75,23 +88,53 @@ func OpenRequest(ctx context.Context, log *slog.Logger, req Request) (*Service, 
 	return s, err
 }
 
-func answers(ctx context.Context, c Choice) bool {
-	uri := c.URI
-	if path, ok := strings.CutPrefix(uri, "unix://"); ok {
-		c, err := net.DialTimeout("unix", path, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
+// connect opens farm's connection to the service c names and checks that it
+// answers, all within req's timeout (absolute: a library call that ignored
+// ctx would not stretch it).
+func connect(ctx context.Context, c Choice, req Request) (*Service, error) {
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("no answer within %s; is it running (podman machine start, podman system service)? try: podman --url %s info", timeout, record.RedactURI(c.URI)))
 	defer cancel()
-	_, err := podman.ConnectIdentity(ctx, uri, c.Identity)
-	return err == nil
+	type result struct {
+		s   *Service
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sess, err := conn.Open(ctx, conn.Target{Name: "local store", URI: c.URI, Identity: c.Identity}, req.SSH)
+		if err == nil {
+			if _, err = podman.Connect(ctx, sess.URI()); err != nil {
+				sess.Close()
+				err = fmt.Errorf("%w; is the path its podman socket? try: podman --url %s info", err, record.RedactURI(c.URI))
+			}
+		}
+		if err != nil && ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		done <- result{s: &Service{URI: c.URI, Identity: c.Identity, sess: sess}}
+	}()
+	select {
+	case r := <-done:
+		return r.s, r.err
+	case <-ctx.Done():
+		go func() { // the connection made after all is nobody's
+			if r := <-done; r.s != nil {
+				r.s.Close()
+			}
+		}()
+		return nil, context.Cause(ctx)
+	}
 }
 
 func start(ctx context.Context, log *slog.Logger) (*Service, error) {
-	podman, err := exec.LookPath("podman")
+	bin, err := exec.LookPath("podman")
 	if err != nil {
 		return nil, errors.New("no local podman service is listening and podman is not installed; install podman or set CONTAINER_HOST")
 	}
@@ -100,7 +143,7 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	sock := filepath.Join(dir, "podman.sock")
-	cmd := exec.Command(podman, "system", "service", "--time=0", "unix://"+sock)
+	cmd := exec.Command(bin, "system", "service", "--time=0", "unix://"+sock)
 	if err := detach(cmd); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -131,25 +174,40 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 			return nil, context.Cause(ctx)
 		case <-time.After(100 * time.Millisecond):
 		}
-		if answers(ctx, Choice{URI: s.URI}) {
-			return s, nil
+		if sess, err := conn.Open(ctx, conn.Target{Name: "local store", URI: s.URI}, conn.SSHOptions{}); err == nil {
+			if _, err := podman.Connect(ctx, s.URI); err == nil {
+				s.sess = sess
+				return s, nil
+			}
+			sess.Close()
 		}
 	}
 	s.Close()
 	return nil, errors.New("local podman service did not answer within 30s; try: podman info (is storage locked by another podman?), or set CONTAINER_HOST to a running service")
 }
 
-// Connect returns a client of the service.
+// Connect returns a client of the service, through farm's connection.
 func (s *Service) Connect(ctx context.Context) (*podman.Client, error) {
-	c, err := podman.ConnectIdentity(ctx, s.URI, s.Identity)
+	if s.sess == nil {
+		return nil, fmt.Errorf("local podman service %s: closed", record.RedactURI(s.URI))
+	}
+	c, err := podman.Connect(ctx, s.sess.URI())
 	if err != nil {
-		return nil, fmt.Errorf("local podman service %s: %w; is it still running? try: podman --url %s info", s.URI, err, s.URI)
+		return nil, fmt.Errorf("local podman service %s: %w; is it still running? try: podman --url %s info", record.RedactURI(s.URI), err, record.RedactURI(s.URI))
 	}
 	return c, nil
 }
 
-// Close stops the service if this run started it.
+// Session is farm's connection to the service: for an ssh:// store, the
+// SSH connection that carries forwards to it (Session.SSH).
+func (s *Service) Session() *conn.Session { return s.sess }
+
+// Close ends the connection, and stops the service if this run started it.
 func (s *Service) Close() {
+	if s.sess != nil {
+		s.sess.Close()
+		s.sess = nil
+	}
 	if s.cmd == nil {
 		return
 	}

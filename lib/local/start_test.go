@@ -74,7 +74,7 @@ func TestStartAPrivateService(t *testing.T) {
 	if _, err := os.Stat(s.dir); !os.IsNotExist(err) {
 		t.Errorf("the private directory stays: %v", err)
 	}
-	if _, err := s.Connect(context.Background()); err == nil || !strings.Contains(err.Error(), "is it still running?") {
+	if _, err := s.Connect(context.Background()); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("Connect after Close: %v", err)
 	}
 }

@@ -87,7 +87,7 @@ func selectTargets(ctx context.Context, opts RunOptions, log *slog.Logger) ([]co
 		if err != nil {
 			return nil, done, fmt.Errorf("--local: %w", err)
 		}
-		targets = append(targets, conn.Target{Name: "local", URI: svc.URI})
+		targets = append(targets, conn.Target{Name: "local", URI: svc.URI, Identity: svc.Identity})
 		done = svc.Close
 	}
 	return targets, done, nil

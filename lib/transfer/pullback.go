@@ -62,6 +62,13 @@ type Options struct {
 	// CacheMaxAge overrides DefaultCacheMaxAge.
 	CacheMaxAge time.Duration
 	Log         *slog.Logger
+	// LocalListen listens on the local podman service's side of its SSH
+	// connection ((*ssh.Client).Listen), when it is reached over SSH (a
+	// podman machine): it then reaches the registry through a forward on
+	// that connection, as nodes do. Nil: no SSH connection.
+	LocalListen ListenFunc
+	// LocalName names the local service in messages (its URI, redacted).
+	LocalName string
 }
 
 // Puller owns a run's pull-back: it brings images built on nodes into
@@ -78,6 +85,10 @@ type Puller struct {
 	startErr error // a start that failed for good: not retried by every job
 	closed   bool
 	owned    []owned // what this run did to local storage, undone by Undo
+
+	routeMu  sync.Mutex // held while the route is probed
+	route    *route     // how the local service reaches the registry
+	routeErr error      // none does (for the run)
 }
 
 // owned is one image a pull named: ref, which this run gave it, and
@@ -98,6 +109,9 @@ func NewPuller(local *podman.Client, opts Options) *Puller {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.LocalName == "" {
+		opts.LocalName = local.URI()
 	}
 	return &Puller{opts: opts, local: local}
 }
@@ -151,7 +165,7 @@ func (p *Puller) Pull(ctx context.Context, req Request) (Result, error) {
 		res.Method = "none"
 	} else if err := p.bringBack(ctx, req, &res); err != nil {
 		if fault.Is(err, fault.Local) {
-			return res, fault.AsLocal(fmt.Errorf("local podman service %s: %w", p.local.URI(), err))
+			return res, fault.AsLocal(fmt.Errorf("local podman service %s: %w", p.opts.LocalName, err))
 		}
 		return res, err
 	}
@@ -255,9 +269,6 @@ func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) erro
 	if err != nil {
 		return err
 	}
-	if p.local.Scheme() != "unix" {
-		return fault.AsLocal(unavailable("the local podman service (%s) is not on this machine", p.local.URI()))
-	}
 	// The forward first: a node that refuses it does not need the
 	// registry started.
 	ln, err := ListenStable(listen, name+"/"+job.Platform.String())
@@ -268,6 +279,13 @@ func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) erro
 		return unavailable("no port on 127.0.0.1 for %s: %v", name, err)
 	}
 	reg, err := p.registry(ctx)
+	if err != nil {
+		ln.Close()
+		return fault.AsLocal(err)
+	}
+	// Before the node pushes: a local service that cannot pull from the
+	// registry would waste the push.
+	via, err := p.localRoute(ctx, reg)
 	if err != nil {
 		ln.Close()
 		return fault.AsLocal(err)
@@ -307,7 +325,7 @@ func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) erro
 		res.LayerBytes += l.Size
 	}
 
-	return p.pullFromRegistry(ctx, job, reg.Addr()+"/"+repo+"@"+man.Digest)
+	return p.pullFromRegistry(ctx, job, via.addr+"/"+repo+"@"+man.Digest)
 }
 
 // pullFromRegistry has the local service pull ref, checks it is the image
@@ -368,6 +386,14 @@ func (p *Puller) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
+	p.routeMu.Lock()
+	if r := p.route; r != nil && r.fwd != nil {
+		r.fwd.Close()
+		in, out := r.fwd.Bytes()
+		p.opts.Log.Debug("transfer registry: the local podman service's forward", "bytes_to_local", out, "bytes_from_local", in)
+	}
+	p.route = nil
+	p.routeMu.Unlock()
 	if p.reg == nil {
 		return nil
 	}

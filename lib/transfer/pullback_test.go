@@ -28,6 +28,10 @@ type pullFixture struct {
 	req         Request
 	puller      *Puller
 	notes       *notes
+	img         testImage
+
+	mu     sync.Mutex
+	pulled []string // references the local service was asked to pull
 }
 
 type notes struct {
@@ -55,9 +59,15 @@ func newTestImage(nonce string) testImage {
 
 func newPullFixture(t *testing.T, mode string, nodeURI string) *pullFixture {
 	t.Helper()
+	return newPullFixtureWith(t, Options{Mode: mode}, nodeURI)
+}
+
+func newPullFixtureWith(t *testing.T, opts Options, nodeURI string) *pullFixture {
+	t.Helper()
 	f := &pullFixture{node: podmantest.New(t), local: podmantest.New(t), notes: &notes{}}
 	localClient := connect(t, f.local.URI)
-	f.puller = NewPuller(localClient, Options{Mode: mode, CacheDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts.CacheDir, opts.Log = t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil))
+	f.puller = NewPuller(localClient, opts)
 	t.Cleanup(func() { f.puller.Close() })
 	if nodeURI == "" {
 		nodeURI = f.node.URI
@@ -72,11 +82,44 @@ func newPullFixture(t *testing.T, mode string, nodeURI string) *pullFixture {
 	f.req = Request{Session: s, Node: connect(t, f.node.URI), ID: img.id, Ref: "localhost/app:1-linux-amd64",
 		Platform: platform.MustParse("linux/amd64"), Note: f.notes.add}
 	f.node.Handle(http.MethodPost, "/images/[^/]+/push", pushTo(t, img))
-	f.local.Handle(http.MethodPost, "/images/pull", func(w http.ResponseWriter, r *http.Request) {
-		f.local.AddImage(podmantest.Image{ID: img.id, Names: []string{r.URL.Query().Get("reference")}, Size: 42})
-		podmantest.Stream(map[string]any{"images": []string{img.id}})(w, r)
-	})
+	f.img = img
+	f.local.Handle(http.MethodPost, "/images/pull", localPull(f, img, true))
 	return f
+}
+
+// localPull plays the local podman service's pull: it reads the manifest
+// from the registry the reference names (when reach says it can get
+// there), as podman would, and adds img to local storage.
+func localPull(f *pullFixture, img testImage, reach bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ref := r.URL.Query().Get("reference")
+		f.mu.Lock()
+		f.pulled = append(f.pulled, ref)
+		f.mu.Unlock()
+		host, path, _ := strings.Cut(ref, "/")
+		if !reach {
+			podmantest.Stream(map[string]string{"error": "pinging container registry " + host + ": dial tcp " + host + ": connect: connection refused"})(w, r)
+			return
+		}
+		repo, tag, ok := strings.Cut(path, "@")
+		if !ok {
+			repo, tag, _ = strings.Cut(path, ":")
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+host+"/v2/"+repo+"/manifests/"+tag, nil)
+		req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			podmantest.Stream(map[string]string{"error": err.Error()})(w, r)
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			podmantest.Stream(map[string]string{"error": "reading manifest " + tag + " in " + host + "/" + repo + ": manifest unknown"})(w, r)
+			return
+		}
+		f.local.AddImage(podmantest.Image{ID: img.id, Names: []string{ref}, Size: 42})
+		podmantest.Stream(map[string]any{"images": []string{img.id}})(w, r)
+	}
 }
 
 func connect(t *testing.T, uri string) *podman.Client {

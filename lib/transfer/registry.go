@@ -62,6 +62,8 @@ type RunRegistry struct {
 	done chan struct{}
 	http *http.Client
 	lock *cacheLock // shared while serving: no prune under a running registry
+	// probes answers the reachability probes (see Puller.localRoute).
+	probes *probeHandler
 }
 
 // RunRegistryOptions configure StartRunRegistry.
@@ -129,9 +131,10 @@ func serve(ctx context.Context, dir string, log *slog.Logger) (*RunRegistry, err
 	if err != nil {
 		return nil, fmt.Errorf("listening on 127.0.0.1: %w", err)
 	}
+	probes := &probeHandler{next: h}
 	r := &RunRegistry{
-		Dir: dir, addr: l.Addr().String(), done: make(chan struct{}),
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
+		Dir: dir, addr: l.Addr().String(), done: make(chan struct{}), probes: probes,
+		srv: &http.Server{Handler: probes, ReadHeaderTimeout: 30 * time.Second},
 		// The registry is on loopback: a proxy from the environment
 		// (HTTP_PROXY) must not be asked for it.
 		http: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 30 * time.Second},
