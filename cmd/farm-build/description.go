@@ -25,9 +25,9 @@ Exit status: 0 when every platform was built, 1 when any failed or the input
 was bad, 2 for a usage error, 130/143 when interrupted.
 
 Environment:
-   CONTAINER_HOST      this machine's podman service, where the images come back, as podman
-                       (default: podman's socket, else a private podman service for the run;
-                       not used with --push)
+   CONTAINER_HOST      the local store, where the images come back, as podman: this machine's
+                       podman service, or a podman machine's (ssh://, over farm's own SSH:
+                       strict known_hosts, an answer within 10 s); not used with --push
    CONTAINER_SSHKEY    SSH private key for nodes whose record names no identity, as podman
    SSH_AUTH_SOCK       the ssh-agent to ask for keys (farm never prompts for a passphrase)
    FARM_KNOWN_HOSTS    known_hosts files, colon-separated

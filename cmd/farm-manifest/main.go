@@ -37,9 +37,10 @@ Exit status: 0 when the list was made (and pushed), 1 when not, 2 for a usage
 error, 130/143 when interrupted.
 
 Environment:
-   CONTAINER_HOST      this machine's podman service, where the list is made, as podman
-                       (default: podman's socket, else a private podman service for the run;
-                       not used for images from farm-build --push)
+   CONTAINER_HOST      the local store, where the list is made, as podman: this machine's
+                       podman service, or a podman machine's (ssh://, over farm's own SSH:
+                       strict known_hosts, an answer within 10 s); not used for images
+                       from farm-build --push
    REGISTRY_AUTH_FILE  --authfile, as podman
    FARM_LOG_LEVEL      --log-level
    FARM_LOG_FORMAT     --log-format
