@@ -56,8 +56,13 @@ func (e *HostKeyError) Error() string {
 			"(someone may be intercepting the connection); if the node was reinstalled, remove the old key with "+
 			"`ssh-keygen -R '%s'` and verify the new one", e.Host, files, e.Host)
 	}
+	file := "~/.ssh/known_hosts"
+	if len(e.KnownHosts) > 0 {
+		file = e.KnownHosts[0]
+	}
 	return fmt.Sprintf("host key of %s is not in known_hosts (%s); refusing unknown hosts: verify the key and add it, "+
-		"e.g. `ssh %s true` once, or `ssh-keyscan` it into known_hosts", e.Host, files, sshHint(e.Host))
+		"e.g. `ssh %s true` once, or `ssh-keyscan %s >> %s` and compare its fingerprint (ssh-keygen -lf) with the host's",
+		e.Host, files, sshHint(e.Host), sshHint(e.Host), file)
 }
 
 // sshHintUser is sshHint with the user: "-p 2221 root@127.0.0.1".

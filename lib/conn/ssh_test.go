@@ -60,7 +60,8 @@ func TestAuthNeverPrompts(t *testing.T) {
 
 func TestHostKeyErrors(t *testing.T) {
 	unknown := &HostKeyError{Host: "[127.0.0.1]:2221", KnownHosts: []string{"/root/.ssh/known_hosts"}}
-	if !strings.Contains(unknown.Error(), "not in known_hosts") || !strings.Contains(unknown.Error(), "-p 2221 127.0.0.1") {
+	if !strings.Contains(unknown.Error(), "not in known_hosts") || !strings.Contains(unknown.Error(), "-p 2221 127.0.0.1") ||
+		!strings.Contains(unknown.Error(), "`ssh-keyscan -p 2221 127.0.0.1 >> /root/.ssh/known_hosts`") {
 		t.Errorf("unknown: %s", unknown)
 	}
 	changed := &HostKeyError{Host: "[127.0.0.1]:2221", KnownHosts: []string{"/root/.ssh/known_hosts"}, Changed: true}
