@@ -26,7 +26,7 @@ func Flags(s *Set) []cli.Flag {
 		&cli.StringFlag{Name: "iidfile", Usage: "write each platform's image ID to `FILE`-os-arch[-variant], as podman writes --iidfile (default: none)"},
 		&cli.BoolFlag{Name: "cleanup", Usage: "remove each built image from its node once it is safely in local storage"},
 		&cli.IntFlag{Name: "jobs", Usage: "run at most `N` builds at once (0: all at once)"},
-		&cli.DurationFlag{Name: "timeout", Usage: "give up on a job (build plus transfer) after this `DURATION`, e.g. 30m (0: no limit)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "give up on a job (build plus transfer) after this `DURATION`, e.g. 30m (0: no limit); the local store must answer within 10s, or this when shorter"},
 		&cli.BoolFlag{Name: "push", Usage: "instead of pulling images back, have each node push its image to the registry named by -t (as TAG-os-arch); farm-manifest then builds the list in the registry"},
 		&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "with --push: require HTTPS and verify certificates"},
 		&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "with --push: `PATH` of the registry credentials file, sent to the nodes for the push (default: podman's auth.json, as podman login writes it)"},
