@@ -13,7 +13,7 @@ TAGS      := remote exclude_graphdriver_btrfs btrfs_noversion exclude_graphdrive
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/farm-build/farm/lib/version.Version=$(VERSION) -X github.com/farm-build/farm/lib/version.Commit=$(COMMIT)
-STAGES    := farm farm-nodes farm-plan farm-build farm-manifest
+STAGES    := farm farm-nodes farm-plan farm-build farm-manifest farm-timeline
 export CGO_ENABLED = 0
 # Lab tests take their time; the longest (fault injection) ones need minutes.
 LABTIMEOUT ?= 40m

@@ -9,9 +9,9 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Stages are farm's commands (the one for people and the four stages), for
-// SEE ALSO and the install targets.
-var Stages = []string{"farm", "farm-nodes", "farm-plan", "farm-build", "farm-manifest"}
+// Stages are farm's commands (the one for people, the four stages and the
+// timeline), for SEE ALSO and the install targets.
+var Stages = []string{"farm", "farm-nodes", "farm-plan", "farm-build", "farm-manifest", "farm-timeline"}
 
 // helpTemplate is urfave/cli's help for an app without subcommands: one
 // OPTIONS list instead of "GLOBAL OPTIONS", no COMMANDS section.
