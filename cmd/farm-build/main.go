@@ -47,13 +47,19 @@ func newApp(stdin io.Reader) *cli.App {
 			if err != nil {
 				return err
 			}
-			log, err := stage.Logger(c, c.App.ErrWriter)
+			width, term := stage.TerminalWidth(c.App.ErrWriter)
+			view, err := progress.New(c.String("progress"), c.App.ErrWriter, term, width)
 			if err != nil {
-				return err
-			}
-			if opts.Config.Progress, err = progress.New(c.String("progress"), c.App.ErrWriter, isTerminal(c.App.ErrWriter)); err != nil {
 				return stage.UsageError{Err: err}
 			}
+			// Log lines go through the view: on a terminal above the live
+			// lines, never into them.
+			log, err := stage.Logger(c, view.Writer())
+			if err != nil {
+				view.Close()
+				return err
+			}
+			opts.Config.Progress = view
 			return dispatch.Build(c.Context, opts, stdin, c.App.Writer, log)
 		},
 	}

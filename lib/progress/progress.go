@@ -1,7 +1,7 @@
 // Package progress shows what farm-build's jobs are doing on stderr: every
 // build line prefixed [platform@node] (plain), or on a terminal one live line
-// per job (phase, step N/M, bytes, done or failed) drawn with mpb, the
-// progress library containers/image already uses.
+// per running job (phase, step N/M, bytes and rate) under the lines that
+// stay: log lines, and one summary line per job when it ends.
 package progress
 
 import (
@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+
+	"github.com/farm-build/farm/lib/stage"
 )
 
 // Job is one job's reporter. All methods are safe for concurrent use.
@@ -18,6 +20,9 @@ type Job interface {
 	Phase(phase string)
 	// Log is one line of build output (or a farm note about the job).
 	Log(line string)
+	// Watch says the current phase moves bytes: bytes reports how many so
+	// far (the view shows them and the rate until the next phase).
+	Watch(bytes func() int64)
 	// Done ends the job's line: err nil means success, summary says what
 	// was achieved.
 	Done(summary string, err error)
@@ -26,20 +31,24 @@ type Job interface {
 // View makes a Job per platform and node.
 type View interface {
 	Job(platform, node string) Job
+	// Writer takes log lines: on a terminal they go above the live lines,
+	// never into them.
+	Writer() io.Writer
 	// Close waits for the last redraw (tty) and releases the terminal.
 	Close()
 }
 
-// Mode picks the view: "auto" (tty on a terminal), "tty" or "plain".
-func New(mode string, w io.Writer, isTerminal bool) (View, error) {
+// New picks the view by mode: "auto" (tty on a terminal), "tty" or
+// "plain". width is the terminal's (0: unknown, 80 is assumed).
+func New(mode string, w io.Writer, isTerminal bool, width int) (View, error) {
 	switch mode {
 	case "plain":
 		return NewPlain(w), nil
 	case "tty":
-		return NewTTY(w), nil
+		return NewTTY(w, width), nil
 	case "auto", "":
 		if isTerminal {
-			return NewTTY(w), nil
+			return NewTTY(w, width), nil
 		}
 		return NewPlain(w), nil
 	}
@@ -64,6 +73,21 @@ func (p *Plain) Job(platform, node string) Job {
 // Close implements View.
 func (p *Plain) Close() {}
 
+// Writer implements View: log lines never land inside a build line.
+func (p *Plain) Writer() io.Writer { return plainWriter{p} }
+
+type plainWriter struct{ p *Plain }
+
+// TerminalWidth implements stage.Terminal: logs are sentences when the
+// plain view writes to a terminal.
+func (w plainWriter) TerminalWidth() (int, bool) { return stage.TerminalWidth(w.p.w) }
+
+func (w plainWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.w.Write(b)
+}
+
 func (p *Plain) line(s string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -77,8 +101,9 @@ type plainJob struct {
 
 // Phases are not printed in plain mode: the build's own lines say as much,
 // and logs stay diff-able.
-func (j *plainJob) Phase(string)    {}
-func (j *plainJob) Log(line string) { j.p.line(j.prefix + line) }
+func (j *plainJob) Phase(string)       {}
+func (j *plainJob) Watch(func() int64) {}
+func (j *plainJob) Log(line string)    { j.p.line(j.prefix + line) }
 func (j *plainJob) Done(summary string, err error) {
 	if err != nil {
 		j.p.line(j.prefix + "failed: " + err.Error())

@@ -63,7 +63,7 @@ func TestPlainPrefixesEveryLineAndNeverInterleaves(t *testing.T) {
 
 func TestTTYShowsStepsAndTheTailOfAFailure(t *testing.T) {
 	var buf syncBuffer
-	v := NewTTY(&buf)
+	v := NewTTY(&buf, 80)
 	ok := v.Job("linux/amd64", "lab-1")
 	bad := v.Job("linux/arm64", "lab-2")
 	ok.Phase("building")
@@ -74,7 +74,7 @@ func TestTTYShowsStepsAndTheTailOfAFailure(t *testing.T) {
 	bad.Done("", errors.New("exit status 1"))
 	v.Close()
 	out := buf.String()
-	for _, want := range []string{"[linux/amd64@lab-1]", "done: abc", "the last words of a failing step", "failed: exit status 1", "FAILED"} {
+	for _, want := range []string{"[linux/amd64@lab-1]", "done in ", ": abc in local storage", "the last words of a failing step", "FAILED after ", ": exit status 1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tty output lacks %q:\n%s", want, out)
 		}
@@ -88,13 +88,13 @@ func TestNewModes(t *testing.T) {
 	if _, ok := mustNew(t, "auto", true).(*TTY); !ok {
 		t.Error("auto on a terminal must be tty")
 	}
-	if _, err := New("fancy", &bytes.Buffer{}, true); err == nil {
+	if _, err := New("fancy", &bytes.Buffer{}, true, 80); err == nil {
 		t.Error("unknown mode accepted")
 	}
 }
 
 func mustNew(t *testing.T, mode string, term bool) View {
-	v, err := New(mode, &bytes.Buffer{}, term)
+	v, err := New(mode, &bytes.Buffer{}, term, 80)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +120,11 @@ func (s *syncBuffer) String() string {
 }
 
 // TestTTYStepStormDoesNotHang drives STEP lines through the tty view from
-// several goroutines while mpb redraws. Log used to hold the job's lock while
-// calling bar methods that wait for the render goroutine, whose decorators
-// take the same lock: the view hung within seconds.
+// several goroutines while the view redraws. (With mpb, Log held the job's
+// lock while calling bar methods that waited for the render goroutine,
+// whose decorators took the same lock: the view hung within seconds.)
 func TestTTYStepStormDoesNotHang(t *testing.T) {
-	v := NewTTY(&syncBuffer{})
+	v := NewTTY(&syncBuffer{}, 80)
 	jobs := []Job{v.Job("linux/amd64", "lab-1"), v.Job("linux/arm64", "lab-2")}
 	finished := make(chan struct{})
 	go func() {

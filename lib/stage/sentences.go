@@ -22,10 +22,12 @@ type sentences struct {
 	name  string
 	level slog.Leveler
 	attrs []slog.Attr
+	// width is the terminal's: longer messages are wrapped (0: never).
+	width int
 }
 
-func newSentences(w io.Writer, name string, level slog.Leveler) *sentences {
-	return &sentences{mu: &sync.Mutex{}, w: w, name: name, level: level}
+func newSentences(w io.Writer, name string, level slog.Leveler, width int) *sentences {
+	return &sentences{mu: &sync.Mutex{}, w: w, name: name, level: level, width: width}
 }
 
 func (h *sentences) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
@@ -67,11 +69,39 @@ func (h *sentences) Handle(_ context.Context, r slog.Record) error {
 	for _, e := range errs {
 		b.WriteString(": " + e)
 	}
-	b.WriteString("\n")
+	line := b.String()
+	if h.width > 0 {
+		line = strings.Join(Wrap(line, h.width), "\n")
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, err := io.WriteString(h.w, b.String())
+	_, err := io.WriteString(h.w, line+"\n")
 	return err
+}
+
+// Wrap cuts a line for a terminal width columns wide into lines shorter
+// than that (a line that fills the last column makes some terminals wrap
+// early), at spaces where it can, the lines after the first indented by
+// two spaces. Columns are counted in runes.
+func Wrap(line string, width int) []string {
+	limit := width - 1
+	if limit < 8 {
+		return []string{line}
+	}
+	var out []string
+	rest := []rune(line)
+	for len(rest) > limit {
+		cut := limit
+		for i := limit; i > limit/4; i-- {
+			if rest[i] == ' ' {
+				cut = i
+				break
+			}
+		}
+		out = append(out, strings.TrimRight(string(rest[:cut]), " "))
+		rest = append([]rune("  "), []rune(strings.TrimLeft(string(rest[cut:]), " "))...)
+	}
+	return append(out, string(rest))
 }
 
 // phrase is one attribute in words: sizes in units, the rest "key value".

@@ -90,8 +90,8 @@ func Logger(c *cli.Context, stderr io.Writer) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.String("log-format") {
 	case "auto", "":
-		if f, ok := stderr.(*os.File); ok && IsTerminal(f) {
-			return slog.New(newSentences(stderr, c.App.Name, level)), nil
+		if width, ok := TerminalWidth(stderr); ok {
+			return slog.New(newSentences(stderr, c.App.Name, level, width)), nil
 		}
 		return slog.New(slog.NewTextHandler(stderr, opts)), nil
 	case "text":
@@ -100,6 +100,32 @@ func Logger(c *cli.Context, stderr io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
 	}
 	return nil, Usagef("--log-format %q: want auto, text or json", c.String("log-format"))
+}
+
+// Terminal is a writer that draws on a terminal of its own (the progress
+// view's, which prints log lines above its live lines).
+type Terminal interface {
+	// TerminalWidth is the terminal's width in columns, ok false when the
+	// writer is not a terminal after all.
+	TerminalWidth() (columns int, ok bool)
+}
+
+// TerminalWidth says whether w is a terminal and how wide (0 when unknown).
+func TerminalWidth(w io.Writer) (int, bool) {
+	switch w := w.(type) {
+	case Terminal:
+		return w.TerminalWidth()
+	case *os.File:
+		if !IsTerminal(w) {
+			return 0, false
+		}
+		cols, _, err := term.GetSize(int(w.Fd()))
+		if err != nil {
+			return 0, true
+		}
+		return cols, true
+	}
+	return 0, false
 }
 
 // IsTerminal reports whether f is a terminal (for table output and progress).

@@ -29,10 +29,12 @@ const (
 // Archive streams image id from a node into local storage through a pipe: no temporary copy
 // on this machine. It returns the archive's size in bytes. A failure part
 // way leaves no image behind locally: podman load commits an image only
-// after reading the whole archive.
-func Archive(ctx context.Context, node, local *podman.Client, id, format string) (int64, error) {
+// after reading the whole archive. watch is given how to count the bytes
+// so far.
+func Archive(ctx context.Context, node, local *podman.Client, id, format string, watch func(func() int64)) (int64, error) {
 	pr, pw := io.Pipe()
 	var n atomic.Int64
+	watch(n.Load)
 	exportErr := make(chan error, 1)
 	go func() {
 		err := images.Export(node.Bind(ctx), []string{id}, proxy.Counter{W: pw, N: &n}, &images.ExportOptions{Format: &format})

@@ -127,6 +127,9 @@ type Request struct {
 	// Note shows the user a line about this image (how it travels, why
 	// not through the registry).
 	Note func(string)
+	// Watch, when set, is given how to count the bytes from the node so
+	// far, each time a transfer of the image starts (a progress view).
+	Watch func(bytesIn func() int64)
 }
 
 // Result is what a pull-back did.
@@ -153,6 +156,9 @@ type Result struct {
 func (p *Puller) Pull(ctx context.Context, req Request) (Result, error) {
 	if req.Note == nil {
 		req.Note = func(string) {}
+	}
+	if req.Watch == nil {
+		req.Watch = func(func() int64) {}
 	}
 	var res Result
 	local := p.local.Bind(ctx)
@@ -216,7 +222,7 @@ func (p *Puller) bringBack(ctx context.Context, req Request, res *Result) error 
 		}
 	}
 	req.Note(fmt.Sprintf("pulling back %s as %s", stringid.TruncateID(req.ID), p.opts.ArchiveFormat))
-	n, err := Archive(ctx, req.Node, p.local, req.ID, p.opts.ArchiveFormat)
+	n, err := Archive(ctx, req.Node, p.local, req.ID, p.opts.ArchiveFormat, req.Watch)
 	res.In += n
 	if err != nil {
 		return err
@@ -291,6 +297,7 @@ func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) erro
 		return fault.AsLocal(err)
 	}
 	fwd := ServeForward(ln, reg.Addr())
+	job.Watch(func() int64 { in, _ := fwd.Bytes(); return in })
 	defer func() {
 		fwd.Close()
 		res.In, res.Out = fwd.Bytes()
