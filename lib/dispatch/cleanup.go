@@ -52,11 +52,12 @@ func (r *Runner) removeOnNode(s *conn.Session, id, ref string) {
 	}
 }
 
-// newJobID names a job's cgroups on the node.
-func newJobID() string {
-	b := make([]byte, 8)
+// newJobID names a job of run: farm-RUNJOB, the run's id then 8 hex digits
+// of the job's own (see lease.go), no dash (a dash nests systemd slices).
+func newJobID(run string) string {
+	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
 		panic(err) // crypto/rand never fails on Linux
 	}
-	return "farm-" + hex.EncodeToString(b)
+	return "farm-" + run + hex.EncodeToString(b)
 }

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"github.com/containers/image/v5/docker/reference"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -148,7 +149,9 @@ func TestCgroupParent(t *testing.T) {
 	if got := cgroupParent("cgroupfs", "farm-1"); got != "/farm-1" {
 		t.Errorf("cgroupfs: %q", got)
 	}
-	if a, b := newJobID(), newJobID(); a == b || !strings.HasPrefix(a, "farm-") {
-		t.Error("job ids must be unique and start with farm-")
+	run := newRunID()
+	a, b := newJobID(run), newJobID(run)
+	if a == b || !regexp.MustCompile(`^farm-[0-9a-f]{20}$`).MatchString(a) || !strings.HasPrefix(b, "farm-"+run) {
+		t.Errorf("job ids must be unique, farm- then 20 hex digits, the run's 12 first: %s %s (run %s)", a, b, run)
 	}
 }

@@ -113,22 +113,23 @@ func (r *Runner) connect(ctx context.Context, n record.Node, on onNode) (onNode,
 	if on.client, err = s.Connect(ctx); err != nil {
 		return on, node.Kind{}, err
 	}
-	if k, ok := node.FromRecord(n); ok {
-		return on, k, nil
+	kind, ok := node.FromRecord(n)
+	if !ok {
+		info, err := node.ReadInfo(ctx, on.client)
+		if err != nil {
+			return on, node.Kind{}, err
+		}
+		kind = node.KindOf(info, s.HasShell())
 	}
-	info, err := node.ReadInfo(ctx, on.client)
-	if err != nil {
-		return on, node.Kind{}, err
-	}
-	return on, node.KindOf(info, s.HasShell()), nil
+	return on, kind, r.claim(ctx, s, on.client, kind)
 }
 
 // build uploads the context and runs the build, in a cgroup of its own
 // where the node allows it and marked with its job id (see cgroup.go);
 // whatever happens, what is left of it on the node is stopped.
 func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, tag string, kind node.Kind) (string, float64, error) {
-	jobID := newJobID()
-	r.cfg.Log.Debug("building", "platform", plat.String(), "node", on.session.Target.Name, "job", jobID)
+	jobID := newJobID(r.runID)
+	r.cfg.Log.Debug("building", "platform", plat.String(), "node", on.session.Target.Name, "job", jobID, "run", r.runID)
 	on.enter(record.PhaseUpload)
 	start := time.Now()
 	req := request{

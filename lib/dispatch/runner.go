@@ -62,21 +62,29 @@ type Runner struct {
 	// stop kills what is left of a job on its node (stopJob; tests watch it).
 	stop func(ctx context.Context, s *conn.Session, jobID string, kind node.Kind, kill bool) (string, error)
 
+	// runID marks everything the run makes on nodes (see lease.go).
+	runID  string
+	leases leases
+
 	mu        sync.Mutex
 	platforms map[string]bool
 }
 
 // NewRunner prepares a run.
 func NewRunner(cfg Config) *Runner {
-	r := &Runner{cfg: cfg, sessions: newSessionPool(cfg.SSH), stop: stopJob, platforms: map[string]bool{}}
+	r := &Runner{cfg: cfg, sessions: newSessionPool(cfg.SSH), stop: stopJob, platforms: map[string]bool{},
+		runID: newRunID(), leases: leases{held: map[*conn.Session]*leaseEntry{}}}
 	if cfg.Jobs > 0 {
 		r.sem = make(chan struct{}, cfg.Jobs)
 	}
 	return r
 }
 
-// Close ends every node connection.
-func (r *Runner) Close() { r.sessions.closeAll() }
+// Close ends the run's leases and every node connection.
+func (r *Runner) Close() {
+	r.releaseLeases()
+	r.sessions.closeAll()
+}
 
 // Outcome is the record one job produced: an *record.Image or *record.Error.
 type Outcome = record.Record

@@ -7,8 +7,12 @@ package lab
 
 import (
 	"fmt"
+	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,4 +193,189 @@ func TestSameTagRunsLeaveOneConsistentState(t *testing.T) {
 			}
 		})
 	}
+}
+
+// relOwnNode is a podman service of the test's own (storage, temporary
+// files, process), reached as a unix:// node, with the lab's base image:
+// a node the test may kill without touching the lab's. start (re)starts
+// it; kill SIGKILLs the service process alone, as a crash would, leaving
+// its RUN steps running.
+type relOwnNode struct {
+	dir, sock string
+	cmd       *exec.Cmd
+	exited    chan struct{}
+}
+
+func relStartOwnNode(t *testing.T) *relOwnNode {
+	t.Helper()
+	// podman wants a runroot of at most 50 characters: t.TempDir is longer.
+	dir, err := os.MkdirTemp("", "farm-own-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &relOwnNode{dir: dir}
+	n.sock = filepath.Join(n.dir, "podman.sock")
+	os.MkdirAll(filepath.Join(n.dir, "tmp"), 0o755)
+	n.start(t)
+	t.Cleanup(func() {
+		n.kill()
+		exec.Command("podman", "--root", filepath.Join(n.dir, "root"), "--runroot", filepath.Join(n.dir, "run"), "system", "reset", "--force").Run()
+		exec.Command("umount", filepath.Join(n.dir, "root", "overlay")).Run()
+		os.RemoveAll(n.dir)
+	})
+	save := exec.Command("podman", "save", "localhost/busybox:amd64")
+	load := exec.Command("podman", "--url", "unix://"+n.sock, "load")
+	load.Stdin, _ = save.StdoutPipe()
+	if err := save.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("loading the base image into the own node: %v\n%s", err, out)
+	}
+	save.Wait()
+	return n
+}
+
+func (n *relOwnNode) start(t *testing.T) {
+	t.Helper()
+	os.Remove(n.sock)
+	n.cmd = exec.Command("podman", "--root", filepath.Join(n.dir, "root"), "--runroot", filepath.Join(n.dir, "run"),
+		"--tmpdir", filepath.Join(n.dir, "libpod"), "system", "service", "--time=0", "unix://"+n.sock)
+	n.cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+filepath.Join(labDir(), "lab-1", "containers.conf"), "TMPDIR="+filepath.Join(n.dir, "tmp"))
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logf, err := os.OpenFile(filepath.Join(n.dir, "service.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(n.cmd, n.exited)
+	deadline := time.Now().Add(30 * time.Second)
+	for exec.Command("podman", "--url", "unix://"+n.sock, "version").Run() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the own node's podman service did not answer:\n%s", relRead(filepath.Join(n.dir, "service.log")))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (n *relOwnNode) kill() {
+	n.cmd.Process.Kill()
+	<-n.exited
+}
+
+// plan is one job on the node, as farm-plan would write it.
+func (n *relOwnNode) plan(t *testing.T) string {
+	t.Helper()
+	return relWriteFile(t, filepath.Join(t.TempDir(), "plan.jsonl"),
+		`{"v":1,"kind":"job","platform":"linux/amd64","node":{"v":1,"kind":"node","name":"own","uri":"unix://`+n.sock+`","native":["linux/amd64"]}}`+"\n"+`{"v":1,"kind":"end"}`+"\n")
+}
+
+// workingContainers maps the node's buildah working containers (podman ps
+// --external) to the farm run each belongs to ("" for none).
+func (n *relOwnNode) workingContainers(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, id := range strings.Fields(podman(t, "--url", "unix://"+n.sock, "ps", "-a", "--external", "--no-trunc", "--format", "{{.ID}}")) {
+		data, _ := os.ReadFile(filepath.Join(n.dir, "root", "overlay-containers", id, "userdata", "buildah.json"))
+		run := ""
+		if m := regexp.MustCompile(`farm-([0-9a-f]{12})[0-9a-f]{8}\.invalid`).FindSubmatch(data); m != nil {
+			run = string(m[1])
+		}
+		out[id] = run
+	}
+	return out
+}
+
+var relRunLine = regexp.MustCompile(`msg=building .* run=([0-9a-f]{12})`)
+
+// relRunOf waits for farm-build's run id in its debug log.
+func relRunOf(t *testing.T, p *relProc) string {
+	t.Helper()
+	return relRunLine.FindStringSubmatch(relWaitFor(t, p, p.stderr, "msg=building", 2*time.Minute))[1]
+}
+
+const relSleepFile = `FROM localhost/busybox:amd64
+ARG NONCE
+ARG SLEEP
+RUN echo "started-$NONCE" && sleep $SLEEP
+`
+
+// What dead runs leave on a node, a later run removes, and nothing else:
+// run A's farm-build is SIGKILLed mid-build (its RUN step runs on), then
+// run B's node dies mid-build (working containers stay in its storage).
+// The next run L removes A's and B's working containers and stops A's
+// step; while L builds, run C leaves L alone; the user's container and
+// image are untouched.
+func TestDeadRunsLeftoversAreRemovedByTheNextRun(t *testing.T) {
+	own := relStartOwnNode(t)
+	ownURL := "unix://" + own.sock
+	podman(t, "--url", ownURL, "create", "--name", "users-own", "localhost/busybox:amd64", "true")
+	podman(t, "--url", ownURL, "tag", "localhost/busybox:amd64", "localhost/users/own:1")
+	ctxDir := relContext(t, map[string]string{"Containerfile": relSleepFile})
+	plan := own.plan(t)
+	tag := "localhost/farm-test/dead-runs:" + relNonce()
+	t.Cleanup(func() { exec.Command("podman", "rmi", tag+"-linux-amd64").Run() })
+	start := func(sleep string) (*relProc, string) {
+		nonce := relNonce()
+		p := relStart(t, nil, relOpen(t, plan), "farm-build", "--progress", "plain", "--log-level", "debug", "-t", tag,
+			"--build-arg", "NONCE="+nonce, "--build-arg", "SLEEP="+sleep, ctxDir)
+		relWaitFor(t, p, p.stderr, "started-"+nonce, 2*time.Minute)
+		return p, relRunOf(t, p)
+	}
+	runsOf := func(m map[string]string) []string { return slices.Collect(maps.Values(m)) }
+
+	a, runA := start("271")
+	b, runB := start("272") // A is alive: B leaves it alone
+	a.cmd.Process.Kill()
+	a.wait(t, time.Minute)
+	own.kill()
+	if code := b.wait(t, time.Minute); code != 1 {
+		t.Fatalf("run B, its node killed: exit %d, want 1", code)
+	}
+	own.start(t)
+	left := own.workingContainers(t)
+	t.Logf("working containers after A and B: %v", left)
+	if !slices.Contains(runsOf(left), runA) || !slices.Contains(runsOf(left), runB) {
+		t.Fatalf("the test needs A's and B's working containers left on the node: %v", left)
+	}
+	if len(psMatches(t, "sleep 271")) == 0 {
+		t.Fatalf("the test needs A's RUN step still running")
+	}
+
+	live, runL := start("93")
+	for _, run := range []string{runA, runB} {
+		if !regexp.MustCompile(`cleaned up after a dead run.* run=` + run).MatchString(relRead(live.stderr)) {
+			t.Errorf("run L did not say it cleaned up after run %s", run)
+		}
+	}
+	for id, run := range own.workingContainers(t) {
+		if run == runA || run == runB {
+			t.Errorf("working container %s of dead run %s is left", id[:12], run)
+		}
+	}
+	if left := psMatches(t, "sleep 271"); len(left) != 0 {
+		t.Errorf("dead run A's RUN step still runs: %v", left)
+	}
+
+	r := run(t, nil, fmt.Sprintf("farm-build --progress plain -t %s --build-arg NONCE=%s --build-arg SLEEP=0 %s < %s", tag, relNonce(), ctxDir, plan))
+	if r.code != 0 {
+		t.Fatalf("run C: exit %d", r.code)
+	}
+	if strings.Contains(r.stderr, "cleaned up after a dead run") {
+		t.Errorf("run C cleaned up after a run that was not dead:\n%s", r.stderr)
+	}
+	if after := own.workingContainers(t); !slices.Contains(runsOf(after), runL) || len(psMatches(t, "sleep 93")) == 0 {
+		t.Errorf("the live run L (%s) lost its working container or its RUN step: %v", runL, after)
+	}
+	live.cmd.Process.Signal(syscall.SIGINT)
+	if code := live.wait(t, time.Minute); code != 130 {
+		t.Errorf("the live run L, interrupted: exit %d", code)
+	}
+	podman(t, "--url", ownURL, "container", "exists", "users-own")
+	podman(t, "--url", ownURL, "image", "exists", "localhost/users/own:1")
 }
