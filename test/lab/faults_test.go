@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -708,4 +709,181 @@ func TestInterruptedProbeLeavesNoTunnel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// relFirstRecords is the first k record lines of a stream, as a stage
+// killed after writing them leaves it (no end record).
+func relFirstRecords(t *testing.T, stream string, k int) string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(stream, "\n") {
+		if strings.TrimSpace(line) == "" || strings.Contains(line, `"kind":"end"`) {
+			continue
+		}
+		out = append(out, line)
+	}
+	if k > len(out) {
+		t.Fatalf("want %d records, the stream has %d", k, len(out))
+	}
+	return strings.Join(out[:k], "\n")
+}
+
+// SIGKILL of each stage after each of its records: the next stage reads
+// exactly what the killed one wrote. Whatever the position, it acts on
+// nothing (no plan, no build, no list), exits 1 and says so; another run's
+// list is untouched.
+func TestSIGKILLAtEveryRecordPosition(t *testing.T) {
+	dir := t.TempDir()
+	nonce := relNonce()
+	ctxDir := relContext(t, map[string]string{"Containerfile": nonceFile})
+	tag := "localhost/farm-test/kill-pos:" + nonce
+	other := "localhost/farm-test/kill-pos-other:" + nonce
+	relRemoveLocal(t, other)
+	t.Cleanup(func() { relRemoveOnNodes(t, tag+"-linux-amd64", tag+"-linux-arm64") })
+	stages := run(t, nil, fmt.Sprintf("set -o pipefail; farm-nodes --farm lab --timeout 60s | tee %s/nodes | farm-plan --platforms linux/amd64,linux/arm64 | tee %s/plan "+
+		"| farm-build -t %s --build-arg NONCE=%s %s | tee %s/images | farm-manifest %s", dir, dir, tag, nonce, ctxDir, dir, other))
+	if stages.code != 0 {
+		t.Fatalf("the whole pipeline: exit %d", stages.code)
+	}
+	otherList := podman(t, "manifest", "inspect", other)
+
+	for _, c := range []struct {
+		stage, output, next string
+		records             int
+		nothing             func(t *testing.T, r result)
+	}{
+		{"farm-nodes", "nodes", "farm-plan --platforms linux/amd64,linux/arm64", 3, func(t *testing.T, r result) {
+			for _, rec := range decode(t, r.stdout) {
+				if _, ok := rec.(*record.Job); ok {
+					t.Errorf("farm-plan planned from a cut stream: %+v", rec)
+				}
+			}
+		}},
+		{"farm-plan", "plan", "farm-build --progress plain -t " + tag + "-cut --build-arg NONCE=" + nonce + " " + ctxDir, 2, func(t *testing.T, r result) {
+			if strings.Contains(r.stderr, "STEP ") || len(imagesOf(decode(t, r.stdout))) != 0 {
+				t.Errorf("farm-build built from a cut plan")
+			}
+		}},
+		{"farm-build", "images", "farm-manifest " + tag + "-cut", 2, func(t *testing.T, r result) {
+			if manifestOf(decode(t, r.stdout)) != nil || exec.Command("podman", "manifest", "exists", tag+"-cut").Run() == nil {
+				t.Errorf("farm-manifest made a list from a cut stream")
+			}
+		}},
+	} {
+		full := relRead(filepath.Join(dir, c.output))
+		for k := 0; k <= c.records; k++ {
+			t.Run(fmt.Sprintf("%s after %d records", c.stage, k), func(t *testing.T) {
+				cut := relWriteFile(t, filepath.Join(t.TempDir(), "cut"), relFirstRecords(t, full, k))
+				r := run(t, nil, fmt.Sprintf("%s < %s", c.next, cut))
+				if r.code != 1 {
+					t.Errorf("exit %d, want 1", r.code)
+				}
+				if k > 0 && !strings.Contains(r.stderr, "without an end record") {
+					t.Errorf("the next stage did not say its input was cut:\n%s", r.stderr)
+				}
+				c.nothing(t, r)
+			})
+		}
+	}
+	if now := podman(t, "manifest", "inspect", other); now != otherList {
+		t.Errorf("another run's list changed:\n%s\n%s", otherList, now)
+	}
+}
+
+// relSlowArchFile sleeps in the RUN step of the platforms named in SLOW.
+const relSlowArchFile = `ARG TARGETARCH
+FROM localhost/busybox:${TARGETARCH}
+ARG TARGETARCH
+ARG NONCE
+ARG SLOW
+RUN echo "$NONCE" > /nonce && case "$SLOW" in *"$TARGETARCH"*) echo "sleeping-$NONCE-$TARGETARCH"; sleep 300;; esac
+`
+
+// A real SIGKILL of farm-build before its first image record (both
+// platforms building) and after it (amd64 back, arm64 building on lab-2):
+// farm-manifest makes no list of what it wrote, and the next run on the
+// nodes stops the dead run's RUN steps and removes its working containers;
+// another run's list is untouched.
+func TestSIGKILLedBuildLeavesNoListAndTheNextRunCleansUp(t *testing.T) {
+	ctxDir := relContext(t, map[string]string{"Containerfile": relSlowArchFile})
+	plan := relPins(t, "linux/amd64=lab-1", "linux/arm64=lab-2")
+	other := "localhost/farm-test/killed-other:" + relNonce()
+	relRemoveLocal(t, other)
+	if r := run(t, nil, fmt.Sprintf("set -o pipefail; farm-build -t %s --build-arg NONCE=%s test/lab/testdata/targetarch < %s | farm-manifest", other, relNonce(), plan)); r.code != 0 {
+		t.Fatalf("another run's list: exit %d", r.code)
+	}
+	otherList := podman(t, "manifest", "inspect", other)
+	for _, c := range []struct {
+		records int
+		slow    string
+	}{{0, "amd64,arm64"}, {1, "arm64"}} {
+		t.Run(fmt.Sprintf("after %d image records", c.records), func(t *testing.T) {
+			nonce := relNonce()
+			tag := "localhost/farm-test/killed:" + nonce
+			t.Cleanup(func() { relRemoveOnNodes(t, tag+"-linux-amd64", tag+"-next-linux-amd64", tag+"-next-linux-arm64") })
+			p := relStart(t, nil, relOpen(t, plan), "farm-build", "--progress", "plain", "--log-level", "debug", "-t", tag,
+				"--build-arg", "NONCE="+nonce, "--build-arg", "SLOW="+c.slow, ctxDir)
+			relWaitFor(t, p, p.stderr, "sleeping-"+nonce+"-arm64", 3*time.Minute)
+			if c.records == 0 {
+				relWaitFor(t, p, p.stderr, "sleeping-"+nonce+"-amd64", 3*time.Minute)
+			} else {
+				relWaitFor(t, p, p.stdout, `"kind":"image"`, 3*time.Minute)
+			}
+			dead := relRunLine.FindStringSubmatch(relRead(p.stderr))[1]
+			p.cmd.Process.Kill()
+			p.wait(t, time.Minute)
+			if n := len(imagesOf(p.records(t))); n != c.records {
+				t.Fatalf("the killed run wrote %d image records, the test wants %d", n, c.records)
+			}
+			r := run(t, nil, fmt.Sprintf("farm-manifest %s < %s", tag, p.stdout))
+			if r.code != 1 || exec.Command("podman", "manifest", "exists", tag).Run() == nil {
+				t.Errorf("farm-manifest made a list from a killed farm-build's output (exit %d)", r.code)
+			}
+			if len(relRunProcs(dead)) == 0 {
+				t.Fatalf("the test needs the killed run's RUN steps still running")
+			}
+			next := run(t, nil, fmt.Sprintf("farm-build --progress plain -t %s-next --build-arg NONCE=%s --build-arg SLOW=none %s < %s", tag, nonce, ctxDir, plan))
+			t.Cleanup(func() { relRemoveLocal(t, tag+"-next-linux-amd64", tag+"-next-linux-arm64") })
+			if next.code != 0 || !regexp.MustCompile(`cleaned up after a dead run.* run=`+dead).MatchString(next.stderr) {
+				t.Errorf("the next run (exit %d) did not clean up after the killed run %s", next.code, dead)
+			}
+			if left := relRunProcs(dead); len(left) != 0 {
+				t.Errorf("the killed run's RUN steps still run: %v", left)
+			}
+			for _, node := range []string{"lab-1", "lab-2"} {
+				for _, ctr := range relWorkingContainersOf(t, node, dead) {
+					t.Errorf("the killed run's working container %s is left on %s", ctr, node)
+				}
+			}
+		})
+	}
+	if now := podman(t, "manifest", "inspect", other); now != otherList {
+		t.Errorf("another run's list changed")
+	}
+}
+
+// relRunProcs lists the processes in the cgroups of farm run run's jobs
+// (rootful lab nodes: /farm-RUNJOB under each hierarchy).
+func relRunProcs(run string) []string {
+	files, _ := filepath.Glob("/sys/fs/cgroup/pids/farm-" + run + "*/cgroup.procs")
+	var out []string
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		out = append(out, strings.Fields(string(data))...)
+	}
+	return out
+}
+
+// relWorkingContainersOf lists the working containers of farm run run on a
+// lab node (by the job's host entry in buildah.json).
+func relWorkingContainersOf(t *testing.T, node, run string) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(labDir(), node, "root", "overlay-containers", "*", "userdata", "buildah.json"))
+	var out []string
+	for _, f := range files {
+		if data, _ := os.ReadFile(f); bytes.Contains(data, []byte("farm-"+run)) {
+			out = append(out, filepath.Base(filepath.Dir(filepath.Dir(f))))
+		}
+	}
+	return out
 }
