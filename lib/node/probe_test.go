@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/podmantest"
+	"github.com/farm-build/farm/lib/record"
 )
 
 func TestProbe(t *testing.T) {
@@ -78,5 +82,69 @@ func TestProbeCancelled(t *testing.T) {
 	recs := Probe(ctx, []conn.Target{{Name: "n", URI: fake.URI}}, Options{})
 	if !strings.Contains(recs[0].Error, "deadline exceeded") {
 		t.Errorf("error %q", recs[0].Error)
+	}
+}
+
+// TestProbeLoad: a unix:// node's load is read through this machine's
+// shell: the load average, the free storage podman reports, and the RUN
+// steps of the service on the node's socket: here the fake service is
+// this test process, so a buildah-oci-runtime it starts is one of its
+// builds, and one started by another process is not.
+func TestProbeLoad(t *testing.T) {
+	fake := podmantest.New(t)
+	fake.Info["store"] = map[string]any{"graphRootAllocated": 10 << 30, "graphRootUsed": 4 << 30}
+	probe := func() *record.Load {
+		t.Helper()
+		rec := Probe(context.Background(), []conn.Target{{Name: "n", URI: fake.URI}}, Options{Timeout: 30 * time.Second})[0]
+		if rec.Error != "" || rec.Load == nil {
+			t.Fatalf("%+v", rec)
+		}
+		return rec.Load
+	}
+	if l := probe(); l.Builds != 0 || l.StorageFree != 6<<30 || l.Average <= 0 {
+		t.Errorf("idle: %+v, want no build, 6 GiB free, a load average", *l)
+	}
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "exe") // buildah's re-executed self: comm "exe"
+	if err := os.Symlink("/bin/sh", exe); err != nil {
+		t.Fatal(err)
+	}
+	step := &exec.Cmd{Path: exe, Args: []string{"buildah-oci-runtime", "-c", "sleep 30"}}
+	if err := step.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { step.Process.Kill(); step.Wait() })
+	// Another service's step: the same process, with another parent.
+	other := exec.Command("/bin/sh", "-c", "'"+exe+"' -c 'sleep 30' & wait")
+	other.Args[0] = "buildah-oci-runtime"
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	if l := probe(); l.Builds != 1 {
+		t.Errorf("one step of the service running: builds %d, want 1", l.Builds)
+	}
+}
+
+func TestParseLoad(t *testing.T) {
+	tests := []struct {
+		out  string
+		want *record.Load
+	}{
+		{"qemu-aarch64 /usr/bin/qemu-aarch64-static\n@loadavg 0.52\n@builds 3\n", &record.Load{Builds: 3, Average: 0.52, StorageFree: 7}},
+		{"@loadavg 1.00\n", nil},          // the service's socket was not found
+		{"@builds 1\n", nil},              // no /proc/loadavg
+		{"@loadavg x\n@builds 1\n", nil},  // not a number
+		{"@loadavg 1\n@builds -2\n", nil}, // not a count
+		{"", nil},
+	}
+	for _, tc := range tests {
+		got := ParseLoad(tc.out, 7)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ParseLoad(%q) = %+v, want %+v", tc.out, got, tc.want)
+		}
+	}
+	if got := ParseBinfmt("@loadavg 1\n@builds 2\nqemu-aarch64 /x/qemu-aarch64\n"); !reflect.DeepEqual(got, []string{"linux/arm64"}) {
+		t.Errorf("ParseBinfmt reads the load's lines: %v", got)
 	}
 }

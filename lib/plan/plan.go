@@ -11,9 +11,12 @@
 // candidate nodes, then by name). For each, the candidates are the reachable
 // nodes that build it natively or, only when there are none of those, the
 // nodes that emulate it. Among them an idle node beats a busy one (no node
-// gets a second job while a capable node has none); among busy nodes the one
-// with the lowest projected load (jobs+1)/cpus wins; the remaining ties go to
-// the highest rendezvous score hash(affinity, platform, node). Rendezvous
+// gets a second job while a capable node has none, and a node running
+// another run's builds, as farm-nodes saw it, is busy); among busy nodes the
+// one with the lowest projected load (jobs+builds+1)/cpus wins; then a node
+// whose builds can be stopped, and one whose load average is below its
+// cpus; the remaining ties go to the highest rendezvous score
+// hash(affinity, platform, node). A node short of storage comes last. Rendezvous
 // hashing is what keeps plans sticky: a platform's choice among equal nodes
 // depends only on those nodes' names, so adding or removing a node that is
 // not chosen leaves it where it was.
@@ -108,9 +111,14 @@ type Candidate struct {
 	Node     string
 	Emulated bool
 	// Jobs is how many jobs the node had before this platform was placed.
-	Jobs  int
-	CPUs  int
-	Score uint64
+	Jobs int
+	// Builds is how many RUN steps of other runs farm-nodes saw there.
+	Builds int
+	CPUs   int
+	Score  uint64
+	// Stop and Load are the node record's (Load nil when it does not say).
+	Stop string
+	Load *record.Load
 }
 
 // ErrNoNodes means the input held no node record at all.
@@ -167,7 +175,34 @@ type node struct {
 	rec  record.Node // platforms normalised
 	cpus int         // at least 1
 	jobs int
+	// From the node record's load and stop (zero when it does not say):
+	builds     int  // RUN steps running there now, other runs' included
+	saturated  bool // its load average is at least its cpus
+	lowStorage bool // less than MinStorageFree bytes free
+	noStop     bool // stop "none": a cancelled build runs on there
 }
+
+// MinStorageFree is the free storage below which a node ranks after every
+// node with more: a build there is likely to fail for space.
+const MinStorageFree = 1 << 30
+
+// newNode is a reachable node as planning sees it. A hand-written record
+// may leave cpus out; it counts as one CPU rather than dividing by zero.
+func newNode(rec record.Node) node {
+	n := node{rec: rec, cpus: max(rec.CPUs, 1), noStop: rec.Stop == record.StopNone}
+	if l := rec.Load; l != nil {
+		n.builds = max(l.Builds, 0)
+		n.saturated = l.Average >= float64(n.cpus)
+		n.lowStorage = l.StorageFree < MinStorageFree
+	}
+	return n
+}
+
+// idle: no job of this plan and no build of another run.
+func (n *node) idle() bool { return n.jobs == 0 && n.builds == 0 }
+
+// work is what the node would carry with one more job.
+func (n *node) work() int { return n.jobs + n.builds + 1 }
 
 // target is a platform to place and the nodes that can take it.
 type target struct {
@@ -305,26 +340,45 @@ func place(t *target, nodes []node, opts Options) (record.Job, Decision) {
 	return job, dec
 }
 
-// byLoad orders candidates of one class by who takes the next job: an idle
-// node first, then the lowest projected load, then the highest score, then
-// the name, so no two candidates ever tie.
+// byLoad orders candidates of one class by who takes the next job, first
+// rule that decides: enough free storage; idle (no job in this plan, no
+// build of another run there); the lowest projected load
+// (jobs+builds+1)/cpus; builds there can be stopped; a load average below
+// its cpus; the highest score; the name. So no two candidates ever tie.
 func byLoad(nodes []node, a, b ranked) int {
 	na, nb := &nodes[a.idx], &nodes[b.idx]
-	if (na.jobs == 0) != (nb.jobs == 0) {
-		if na.jobs == 0 {
-			return -1
-		}
-		return 1
+	if c := falseFirst(na.lowStorage, nb.lowStorage); c != 0 {
+		return c
 	}
-	// Idle nodes all have load zero: only the score decides, which keeps a
-	// platform on its node when an unrelated (even a bigger) node joins.
-	if na.jobs > 0 {
-		// (ja+1)/ca < (jb+1)/cb without floating point.
-		if c := cmp.Compare((na.jobs+1)*nb.cpus, (nb.jobs+1)*na.cpus); c != 0 {
+	if c := falseFirst(!na.idle(), !nb.idle()); c != 0 {
+		return c
+	}
+	// Idle nodes all have load zero, which keeps a platform on its node
+	// when an unrelated (even a bigger) node joins.
+	if !na.idle() {
+		// wa/ca < wb/cb without floating point.
+		if c := cmp.Compare(na.work()*nb.cpus, nb.work()*na.cpus); c != 0 {
 			return c
 		}
 	}
+	if c := falseFirst(na.noStop, nb.noStop); c != 0 {
+		return c
+	}
+	if c := falseFirst(na.saturated, nb.saturated); c != 0 {
+		return c
+	}
 	return byScoreOnly(nodes, a, b)
+}
+
+// falseFirst orders false before true.
+func falseFirst(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
 }
 
 // byScore orders candidates native first, then by score.
@@ -400,9 +454,7 @@ func normaliseNodes(recs []record.Node) ([]node, []record.Node, error) {
 			skipped = append(skipped, rec)
 			continue
 		}
-		// A hand-written record may leave cpus out; count it as one CPU
-		// rather than dividing by zero.
-		nodes = append(nodes, node{rec: rec, cpus: max(rec.CPUs, 1)})
+		nodes = append(nodes, newNode(rec))
 	}
 	slices.SortFunc(nodes, func(a, b node) int { return strings.Compare(a.rec.Name, b.rec.Name) })
 	slices.SortFunc(skipped, func(a, b record.Node) int { return strings.Compare(a.Name, b.Name) })

@@ -582,7 +582,7 @@ func TestPlanExplain(t *testing.T) {
 		{"linux/386", "c", "the only native candidate"},
 		{"linux/arm64", "a", "the only native candidate"},
 		{"linux/s390x", "b", "emulated because no reachable node builds linux/s390x natively; the only idle one of 2 emulated candidates"},
-		{"linux/amd64", "a", "all 3 native candidates already have jobs; lowest projected load (jobs+1)/cpus = 2/8"},
+		{"linux/amd64", "a", "all 3 native candidates are busy (jobs of this plan or builds running there); lowest projected load (jobs+builds+1)/cpus = 2/8"},
 	}
 	if len(res.Decisions) != len(want) {
 		t.Fatalf("%d decisions, want %d", len(res.Decisions), len(want))

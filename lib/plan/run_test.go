@@ -73,6 +73,9 @@ func TestGolden(t *testing.T) {
 		{"mixed-default", "mixed", Options{}},
 		{"mixed-affinity", "mixed", Options{Platforms: plats(t, "amd64,arm64/v8,arm,386,s390x,ppc64le,riscv64"), Affinity: "quay.io/me/app"}},
 		{"mixed-never", "mixed", Options{Platforms: plats(t, "amd64,arm64,arm/v7"), Emulation: EmulationNever}},
+		// Another run's builds, a saturated machine, a node whose builds
+		// cannot be stopped, one short of storage: four amd64 jobs.
+		{"shared-four", "shared", Options{Platforms: plats(t, "amd64,arm64,386,s390x")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -62,8 +62,28 @@ type Node struct {
 	// Stop is how farm-build stops a cancelled or failed-over build on the
 	// node: StopCgroup, StopRuntime or StopNone. Empty when unknown (a
 	// record from an older farm-nodes): farm-build then asks the node.
-	Stop  string `json:"stop,omitempty"`
-	Extra Extra  `json:"-"`
+	Stop string `json:"stop,omitempty"`
+	// Load is how busy the node was when farm-nodes asked; nil when it
+	// could not tell (no shell on the node, a tcp:// connection) or the
+	// record comes from an older farm-nodes or a hand.
+	Load  *Load `json:"load,omitempty"`
+	Extra Extra `json:"-"`
+}
+
+// Load is a node's current load, as farm-nodes saw it: farm-plan ranks a
+// loaded node lower, so that runs started close together spread over the
+// farm instead of piling on the same nodes.
+type Load struct {
+	// Builds is how many RUN steps the node's podman service runs now,
+	// for any client (its buildah-oci-runtime children).
+	Builds int `json:"builds"`
+	// Average is the 1-minute load average of the node's machine
+	// (/proc/loadavg), shared by every service on that machine.
+	Average float64 `json:"average"`
+	// StorageFree is how many bytes are free in the filesystem of the
+	// service's image storage (podman info: graphRootAllocated minus
+	// graphRootUsed).
+	StorageFree int64 `json:"storage_free"`
 }
 
 // Job asks farm-build to build one platform on one node.

@@ -52,6 +52,11 @@ func samples() []sample {
 		{"node_kind", &Node{Name: "rl", URI: "ssh://farm@10.0.0.5/run/user/1001/podman/podman.sock", Native: []string{"linux/amd64"},
 			Emulated: []string{}, CPUs: 2, Memory: 4 << 30, Podman: "4.3.1", CgroupManager: "cgroupfs", CgroupVersion: "v1",
 			Rootless: true, Stop: StopRuntime}},
+		{"node_load", &Node{Name: "busy", URI: "ssh://root@10.0.0.6/run/podman/podman.sock", Native: []string{"linux/amd64"},
+			Emulated: []string{}, CPUs: 4, Memory: 8 << 30, Podman: "5.4.2", CgroupManager: "systemd", CgroupVersion: "v2",
+			Stop: StopCgroup, Load: &Load{Builds: 2, Average: 3.25, StorageFree: 52 << 30}}},
+		{"node_idle", &Node{Name: "idle", URI: "ssh://root@10.0.0.8/run/podman/podman.sock", Native: []string{"linux/amd64"},
+			Emulated: []string{}, CPUs: 4, Podman: "4.3.1", Stop: StopCgroup, Load: &Load{}}},
 		{"node_extra", &withExtra},
 
 		{"job", &Job{Platform: "linux/arm64", Node: node, Alternatives: []Node{x86}}},

@@ -146,7 +146,10 @@ func checkObjectSchema(t *testing.T, root, s map[string]any, typ reflect.Type, w
 func checkFieldSchema(t *testing.T, root, p map[string]any, typ reflect.Type, where string) {
 	t.Helper()
 	p = deref(t, root, p, where)
-	if typ == reflect.TypeOf(Node{}) || typ == reflect.TypeOf(Instance{}) || typ == reflect.TypeOf(Phase{}) {
+	if typ.Kind() == reflect.Pointer { // an optional object: left out when nil
+		typ = typ.Elem()
+	}
+	if typ == reflect.TypeOf(Load{}) || typ == reflect.TypeOf(Node{}) || typ == reflect.TypeOf(Instance{}) || typ == reflect.TypeOf(Phase{}) {
 		checkObjectSchema(t, root, p, typ, where, false)
 		return
 	}
