@@ -253,3 +253,80 @@ func TestKindsFailoverFromPodman5(t *testing.T) {
 		t.Errorf("the orphaned RUN step still runs on lab-p5: pids %v", left)
 	}
 }
+
+// TestKindsNodeLoad: farm-nodes reports each kind's load, and a RUN step
+// running on lab-rootless shows there as a build, counted for that service
+// only (lab-p5, on the same machine, does not count it).
+func TestKindsNodeLoad(t *testing.T) {
+	kindNodes(t)
+	plan := filepath.Join(t.TempDir(), "plan.jsonl")
+	if r := run(t, nil, "farm-nodes --node lab-rootless "+kindsTimeout+" | farm-plan --platforms linux/amd64 > "+plan); r.code != 0 {
+		t.Fatalf("planning: exit %d", r.code)
+	}
+	cmd, _, stderr := startBuild(t, plan, "localhost/farm-test/kinds-load:1", "437")
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGINT); waitExit(t, cmd, time.Minute) })
+	waitFor(t, stderr, "sleeping 437s", 2*time.Minute)
+	r := run(t, nil, "farm-nodes --farm mixed "+kindsTimeout)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	nodes := nodesOf(decode(t, r.stdout))
+	for _, name := range []string{"lab-1", "lab-p5", "lab-rootless"} {
+		n := nodes[name]
+		if n == nil || n.Load == nil {
+			t.Fatalf("%s: no load in %+v", name, n)
+		}
+		if n.Load.StorageFree <= 0 || n.Load.Average < 0 {
+			t.Errorf("%s: load %+v, want free storage and a load average", name, *n.Load)
+		}
+	}
+	if b := nodes["lab-rootless"].Load.Builds; b != 1 {
+		t.Errorf("lab-rootless runs this test's RUN step: builds %d, want 1", b)
+	}
+	if b := nodes["lab-p5"].Load.Builds; b != 0 {
+		t.Errorf("lab-p5 runs nothing of this test (nothing else uses it): builds %d, want 0", b)
+	}
+}
+
+// TestKindsPlanAvoidsBusyNode: while a build runs on lab-p5, a plan of the
+// farm mixed puts amd64 elsewhere, for an affinity that puts it on lab-p5
+// when the farm is idle, unless every other node is at least as busy.
+func TestKindsPlanAvoidsBusyNode(t *testing.T) {
+	kindNodes(t)
+	idle := filepath.Join(t.TempDir(), "nodes.jsonl")
+	r := run(t, nil, "farm-nodes --farm mixed "+kindsTimeout+" | jq -c 'del(.load)' > "+idle+" && "+
+		"for k in $(seq 100); do n=$(farm-plan -p amd64 --affinity img-$k < "+idle+" | jq -r 'select(.kind == \"job\") | .node.name'); "+
+		"[ \"$n\" = lab-p5 ] && echo img-$k && break; done")
+	affinity := strings.TrimSpace(r.stdout)
+	if r.code != 0 || affinity == "" {
+		t.Fatalf("no affinity puts amd64 on lab-p5 of an idle farm mixed (exit %d)", r.code)
+	}
+	plan := filepath.Join(t.TempDir(), "plan.jsonl")
+	if r := run(t, nil, "farm-nodes --node lab-p5 "+kindsTimeout+" | farm-plan --platforms linux/amd64 > "+plan); r.code != 0 {
+		t.Fatalf("planning: exit %d", r.code)
+	}
+	cmd, _, stderr := startBuild(t, plan, "localhost/farm-test/kinds-busy:1", "438")
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGINT); waitExit(t, cmd, time.Minute) })
+	waitFor(t, stderr, "sleeping 438s", 2*time.Minute)
+	r = run(t, nil, "farm-nodes --farm mixed "+kindsTimeout+" | farm-plan -p amd64 --affinity "+affinity+" --explain")
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	var job *record.Job
+	for _, rec := range decode(t, r.stdout) {
+		if j, ok := rec.(*record.Job); ok {
+			job = j
+		}
+	}
+	if job == nil || job.Node.Load == nil {
+		t.Fatalf("no job with a node load:\n%s", r.stdout)
+	}
+	if job.Node.Name != "lab-p5" {
+		return // moved off the busy node
+	}
+	for _, alt := range job.Alternatives {
+		if alt.Load != nil && alt.Load.Builds < job.Node.Load.Builds {
+			t.Errorf("amd64 stays on lab-p5 (builds %d) while %s has %d builds:\n%s", job.Node.Load.Builds, alt.Name, alt.Load.Builds, r.stderr)
+		}
+	}
+}
