@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,4 +172,63 @@ func TestTwoPipelinesOneListName(t *testing.T) {
 		}
 	}
 	check("after six writers")
+}
+
+// Two and three whole pipelines with different tags on one farm at once,
+// the third interrupted mid-build: every finished pipeline's list pushes
+// with `podman manifest push --all`, and each platform of the pushed list,
+// pulled back from the registry, runs and says its own run's nonce; the
+// interrupted run leaves no list.
+func TestConcurrentPipelinesDifferentTags(t *testing.T) {
+	registry := labVar(t, "FARM_LAB_REGISTRY")
+	ctxDir := relContext(t, map[string]string{"Containerfile": nonceFile})
+	for _, n := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d pipelines", n), func(t *testing.T) {
+			type pipe struct {
+				p           *relProc
+				name, nonce string
+			}
+			var pipes []pipe
+			for i := 0; i < 2; i++ {
+				nonce := relNonce()
+				name := fmt.Sprintf("localhost/farm-test/together-%d:%s", i, nonce)
+				t.Cleanup(func() { relRemoveOnNodes(t, name+"-linux-amd64", name+"-linux-arm64") })
+				pipes = append(pipes, pipe{relStart(t, nil, nil, "bash", "-c", fmt.Sprintf("set -o pipefail; farm-nodes --farm lab --timeout 60s "+
+					"| farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t %s --build-arg NONCE=%s %s | farm-manifest", name, nonce, ctxDir)), name, nonce})
+			}
+			if n == 3 {
+				split := relContext(t, map[string]string{"Containerfile": relSplitContainerfile})
+				nonce := relNonce()
+				name := "localhost/farm-test/together-interrupted:" + nonce
+				t.Cleanup(func() { relRemoveOnNodes(t, name+"-linux-amd64") })
+				third := relStart(t, nil, relOpen(t, relPins(t, "linux/amd64=lab-1", "linux/arm64=lab-2")), "farm-build", "--progress", "plain", "-t", name, "--build-arg", "NONCE="+nonce, split)
+				relWaitFor(t, third, third.stderr, "sleeping-"+nonce, 4*time.Minute)
+				third.cmd.Process.Signal(syscall.SIGINT)
+				if code := third.wait(t, time.Minute); code != 130 {
+					t.Fatalf("the interrupted run: exit %d, want 130", code)
+				}
+				if exec.Command("podman", "manifest", "exists", name).Run() == nil {
+					t.Errorf("the interrupted run left a list")
+				}
+			}
+			for _, p := range pipes {
+				if code := p.p.wait(t, 6*time.Minute); code != 0 {
+					t.Fatalf("%s: exit %d", p.name, code)
+				}
+				dest := registry + "/farm-test/together:" + relNonce()
+				if out, err := exec.Command("podman", "manifest", "push", "--all", "--tls-verify=false", p.name, "docker://"+dest).CombinedOutput(); err != nil {
+					t.Fatalf("%s does not push: %v\n%s", p.name, err, out)
+				}
+				for _, arch := range []string{"amd64", "arm64"} {
+					out, err := exec.Command("podman", "run", "--rm", "--tls-verify=false", "--platform", "linux/"+arch,
+						"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", dest).Output()
+					if f := strings.Fields(string(out)); err != nil || len(f) == 0 || f[len(f)-1] != p.nonce {
+						t.Errorf("%s from the registry on %s: %v, says %q, want %s", dest, arch, err, out, p.nonce)
+					}
+				}
+				exec.Command("podman", "rmi", dest).Run()
+				relRemoveLocal(t, p.name)
+			}
+		})
+	}
 }
