@@ -9,8 +9,8 @@ package lab
 import (
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
