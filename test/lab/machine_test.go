@@ -313,3 +313,45 @@ func TestMachineBlackholedStoreTimesOut(t *testing.T) {
 		t.Errorf("farm-manifest: exit %d after %s; want 1 within the 10 s default, naming the store", r.code, r.elapsed)
 	}
 }
+
+// A default connection that points nowhere (a name with no connection, or
+// a machine that is not running) is an error naming it: never a private
+// service on this machine instead, and nothing built.
+func TestMachineDefaultConnectionPointsNowhere(t *testing.T) {
+	m := labMachine(t)
+	plan := pinnedJob(t, "linux/amd64", "lab-1")
+	dir := xferContext(t)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := closed.Addr().String()
+	closed.Close() // a machine that is not running: nothing listens there
+	for _, tc := range []struct {
+		name string
+		conn string // podman-connections.json
+		want []string
+	}{
+		{name: "no such connection", conn: `{"Connection":{"Default":"gone","Connections":{}}}`,
+			want: []string{"default connection gone names no system connection", "podman system connection default"}},
+		{name: "stopped machine", conn: `{"Connection":{"Default":"machine","Connections":{"machine":{"URI":"ssh://root@` + stopped + `/run/podman/podman.sock","Identity":"` + m.key + `"}}}}`,
+			want: []string{"(default connection machine)", "connecting to " + stopped, "connection refused"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := relWriteFile(t, filepath.Join(t.TempDir(), "podman-connections.json"), tc.conn)
+			env := []string{"PODMAN_CONNECTIONS_CONF=" + path, "CONTAINER_HOST=", "CONTAINER_CONNECTION="}
+			r := run(t, env, fmt.Sprintf("farm-build -t localhost/farm-test/machine-nowhere:1 %s < %s", dir, plan))
+			if r.code != 1 {
+				t.Fatalf("exit %d, want 1", r.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("the error record should say %q: %s", w, r.stdout)
+				}
+			}
+			if strings.Contains(r.stderr, "private service") || strings.Contains(r.stderr, "STEP 1/") {
+				t.Errorf("a private service or a build instead of the error")
+			}
+		})
+	}
+}
