@@ -102,7 +102,8 @@ func Open(ctx context.Context, t Target, opts SSHOptions) (*Session, error) {
 }
 
 func (s *Session) serveTunnel() error {
-	dir, err := os.MkdirTemp("", "farm-tunnel-")
+	sweepDeadTunnels(os.TempDir())
+	dir, err := os.MkdirTemp("", tunnelPattern())
 	if err != nil {
 		return fmt.Errorf("creating the local tunnel socket: %w; is $TMPDIR (%s) writable?", err, os.TempDir())
 	}

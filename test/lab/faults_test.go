@@ -887,3 +887,43 @@ func relWorkingContainersOf(t *testing.T, node, run string) []string {
 	}
 	return out
 }
+
+// farm-nodes SIGKILLed while it probes leaves its tunnels' directories
+// (nothing runs to remove them); the next run that opens a tunnel removes
+// them, and leaves a live tunnel (a socket someone listens on) alone.
+func TestSIGKILLedProbeTunnelsRemovedByTheNextRun(t *testing.T) {
+	tmp := t.TempDir()
+	liveDir := filepath.Join(tmp, "farm-tunnel-999999999-live")
+	os.Mkdir(liveDir, 0o700)
+	live, err := net.Listen("unix", filepath.Join(liveDir, "podman.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	p := relStart(t, []string{"TMPDIR=" + tmp}, nil, "farm-nodes", "--farm", "lab", "--format", "json", "--timeout", "60s")
+	deadline := time.Now().Add(30 * time.Second)
+	var left []string
+	for len(left) == 0 {
+		left, _ = filepath.Glob(filepath.Join(tmp, "farm-tunnel-*[0-9]", "podman.sock"))
+		if !p.running() || time.Now().After(deadline) {
+			t.Fatalf("no tunnel socket appeared while farm-nodes ran:\n%s", relRead(p.stderr))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.cmd.Process.Kill()
+	p.wait(t, 30*time.Second)
+	left, _ = filepath.Glob(filepath.Join(tmp, "farm-tunnel-*[0-9]"))
+	if len(left) == 0 {
+		t.Fatalf("the killed farm-nodes left no tunnel: nothing to test")
+	}
+	r := run(t, []string{"TMPDIR=" + tmp}, "farm-nodes --farm lab --format json --timeout 60s")
+	if r.code != 0 {
+		t.Fatalf("the next farm-nodes: exit %d", r.code)
+	}
+	if still, _ := filepath.Glob(filepath.Join(tmp, "farm-tunnel-*[0-9]")); len(still) != 0 {
+		t.Errorf("the dead run's tunnels are left: %v (were %v)", still, left)
+	}
+	if !fileExists(filepath.Join(liveDir, "podman.sock")) {
+		t.Errorf("the next run removed a live tunnel")
+	}
+}
