@@ -119,7 +119,10 @@ func TestMachineAsTheLocalStore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := xferContext(t)
 			tag := "localhost/farm-test/machine-" + strings.ToLower(strings.Trim(strings.ReplaceAll(tc.name, " ", "-"), "-")) + ":1"
-			t.Cleanup(func() { m.podman("rmi", "-f", tag, tag+"-linux-amd64") })
+			t.Cleanup(func() {
+				m.podman("manifest", "rm", tag) // a list: rmi does not take it
+				m.podman("rmi", "-f", tag+"-linux-amd64")
+			})
 			env := append(append([]string{}, base...), tc.env...)
 			r := run(t, env, fmt.Sprintf("set -o pipefail; farm-build -t %s %s --build-arg NONCE=%d %s < %s | tee %s/images.jsonl | farm-manifest %s",
 				tag, strings.Join(tc.flags, " "), time.Now().UnixNano(), dir, plan, dir, machineFlags(tc.flags)))
