@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/farm-build/farm/lib/record"
+	"github.com/farm-build/farm/lib/stage"
 )
 
 // Output is where farm-manifest's results go: records for the next
@@ -40,7 +41,11 @@ func (o *Output) Write(r record.Record) error {
 	case *record.Manifest:
 		return WriteSummary(o.w, r, o.Images)
 	case *record.Error:
-		_, err := fmt.Fprintf(o.w, "failed: %s\n", whatFailed(r))
+		line := "failed: " + whatFailed(r)
+		if width, ok := stage.TerminalWidth(o.w); ok {
+			line = strings.Join(stage.Wrap(line, width), "\n")
+		}
+		_, err := fmt.Fprintln(o.w, line)
 		return err
 	}
 	return nil

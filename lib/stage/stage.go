@@ -284,6 +284,9 @@ func Report(name string, err error, stderr io.Writer) int {
 	if !strings.HasPrefix(msg, name+":") {
 		msg = name + ": " + msg
 	}
+	if width, ok := TerminalWidth(stderr); ok {
+		msg = strings.Join(Wrap(msg, width), "\n")
+	}
 	fmt.Fprintln(stderr, msg)
 	var ue UsageError
 	if errors.As(err, &ue) || isCLIUsage(msg) {
