@@ -379,3 +379,82 @@ func TestDeadRunsLeftoversAreRemovedByTheNextRun(t *testing.T) {
 	podman(t, "--url", ownURL, "container", "exists", "users-own")
 	podman(t, "--url", ownURL, "image", "exists", "localhost/users/own:1")
 }
+
+// A plan naming linux/amd64 twice (two schedulers' jobs merged, a plan
+// edited by hand): farm-build refuses the whole plan, says which line, and
+// builds nothing; no "1 of 2 platforms failed" for one platform.
+func TestTwoJobsForOnePlatformBuildNothing(t *testing.T) {
+	plan := relRead(relPins(t, "linux/amd64=lab-1"))
+	var job string
+	for _, line := range strings.Split(plan, "\n") {
+		if strings.Contains(line, `"kind":"job"`) {
+			job = line
+		}
+	}
+	twice := job + "\n" + strings.Replace(job, `"name":"lab-1"`, `"name":"lab-2"`, 1) + "\n" + `{"v":1,"kind":"end"}` + "\n"
+	in := relWriteFile(t, filepath.Join(t.TempDir(), "plan.jsonl"), twice)
+	ctxDir := relContext(t, map[string]string{"Containerfile": nonceFile})
+	r := run(t, nil, fmt.Sprintf("farm-build --progress plain -t localhost/farm-test/twice:%s --build-arg NONCE=%s %s < %s", relNonce(), relNonce(), ctxDir, in))
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1", r.code)
+	}
+	errs := errorsOf(decode(t, r.stdout))
+	if len(errs) != 1 || !strings.Contains(errs[0].Error, "a second job for linux/amd64 (the first is on line 1)") || errs[0].Line != 2 {
+		t.Errorf("want one error record about line 2, got %+v", errs)
+	}
+	if strings.Contains(r.stderr, "STEP ") || strings.Contains(r.stderr, "platforms failed") || len(imagesOf(decode(t, r.stdout))) != 0 {
+		t.Errorf("farm-build built from a plan naming a platform twice, or counted platforms:\n%s", r.stderr)
+	}
+}
+
+// A farm of 9,000 nodes (lab-1 under 9,000 names, and the lab): farm-plan's
+// job lines stay far under the 4 MiB record limit (each job has the best
+// 16 alternatives), and farm-build builds from the plan.
+func TestHugeFarmPlansAndBuilds(t *testing.T) {
+	nodes := run(t, nil, "farm-nodes --farm lab --timeout 60s")
+	if nodes.code != 0 {
+		t.Fatalf("farm-nodes: exit %d", nodes.code)
+	}
+	var lab1 string
+	var b strings.Builder
+	for _, line := range strings.Split(nodes.stdout, "\n") {
+		if strings.Contains(line, `"kind":"node"`) {
+			b.WriteString(line + "\n")
+			if strings.Contains(line, `"name":"lab-1"`) {
+				lab1 = line
+			}
+		}
+	}
+	for i := 0; i < 9000; i++ {
+		b.WriteString(strings.Replace(lab1, `"name":"lab-1"`, fmt.Sprintf(`"name":"lab-1-%d"`, i), 1) + "\n")
+	}
+	b.WriteString(`{"v":1,"kind":"end"}` + "\n")
+	dir := t.TempDir()
+	in := relWriteFile(t, filepath.Join(dir, "nodes.jsonl"), b.String())
+	plan := filepath.Join(dir, "plan.jsonl")
+	if r := run(t, nil, fmt.Sprintf("farm-plan --platforms linux/amd64,linux/arm64 < %s > %s", in, plan)); r.code != 0 {
+		t.Fatalf("farm-plan: exit %d", r.code)
+	}
+	for _, line := range strings.Split(relRead(plan), "\n") {
+		if len(line) > 64<<10 {
+			t.Errorf("a plan line of %d bytes: want a few KiB (the limit is %d)", len(line), record.MaxLine)
+		}
+	}
+	for _, rec := range decode(t, relRead(plan)) {
+		if j, ok := rec.(*record.Job); ok && len(j.Alternatives) > 16 {
+			t.Errorf("%s has %d alternatives, want at most 16", j.Platform, len(j.Alternatives))
+		}
+	}
+	tag := "localhost/farm-test/huge:" + relNonce()
+	r := run(t, nil, fmt.Sprintf("farm-build --progress plain -t %s --build-arg NONCE=%s %s < %s", tag, relNonce(), relContext(t, map[string]string{"Containerfile": nonceFile}), plan))
+	imgs := imagesOf(decode(t, r.stdout))
+	t.Cleanup(func() {
+		for _, img := range imgs {
+			relRemoveOnNodes(t, img.Ref)
+			exec.Command("podman", "rmi", img.Ref).Run()
+		}
+	})
+	if r.code != 0 || len(imgs) != 2 {
+		t.Fatalf("farm-build from the huge farm's plan: exit %d, %d images", r.code, len(imgs))
+	}
+}
