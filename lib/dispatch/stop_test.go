@@ -83,7 +83,9 @@ func startStep(t *testing.T, dir, jobID, delay string) step {
 	t.Cleanup(func() {
 		if pid, err := os.ReadFile(filepath.Join(bundle, "pid")); err == nil {
 			if n, err := strconv.Atoi(string(pid[:len(pid)-1])); err == nil {
-				syscall.Kill(n, syscall.SIGKILL)
+				if p, err := os.FindProcess(n); err == nil {
+					p.Kill()
+				}
 			}
 		}
 		runtime.Process.Kill()
@@ -110,7 +112,7 @@ func (s step) init(t *testing.T) int {
 }
 
 func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
+	if p, err := os.FindProcess(pid); err != nil || p.Signal(syscall.Signal(0)) != nil {
 		return false
 	}
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
