@@ -102,15 +102,21 @@ func (t *TTY) TerminalWidth() (int, bool) { return t.width, true }
 
 // above prints text (lines) above the live lines.
 func (t *TTY) above(text string) {
+	wrapped := t.wrap(text)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.redraw(wrapped)
+}
+
+// wrap makes text's lines shorter than the terminal, each ending in "\n".
+func (t *TTY) wrap(text string) string {
 	var b strings.Builder
 	for _, line := range strings.Split(text, "\n") {
 		for _, l := range stage.Wrap(line, t.width) {
 			b.WriteString(l + "\n")
 		}
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.redraw(b.String())
+	return b.String()
 }
 
 // redraw, under mu, moves to the first live line, clears from there down,
@@ -143,12 +149,7 @@ func fit(s string, width int) string {
 
 // remove ends j's live line, printing text above in its place.
 func (t *TTY) remove(j *ttyJob, text string) {
-	var b strings.Builder
-	for _, line := range strings.Split(text, "\n") {
-		for _, l := range stage.Wrap(line, t.width) {
-			b.WriteString(l + "\n")
-		}
-	}
+	wrapped := t.wrap(text)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i, x := range t.jobs {
@@ -157,7 +158,7 @@ func (t *TTY) remove(j *ttyJob, text string) {
 			break
 		}
 	}
-	t.redraw(b.String())
+	t.redraw(wrapped)
 }
 
 type ttyJob struct {

@@ -4,7 +4,6 @@ package lab
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -41,10 +40,10 @@ func newPane(t *testing.T) *pane {
 	t.Cleanup(func() {
 		// A run still going (the test failed) is interrupted as a person
 		// would, so it stops its remote builds, before the pane goes.
-		if out, _ := exec.Command("tmux", "-L", p.socket, "capture-pane", "-p", "-t", "farm").Output(); len(p.typed) > 0 && !exited.Match(out) {
+		if out, _ := exec.Command("tmux", "-L", p.socket, "capture-pane", "-p", "-t", "farm").Output(); len(p.typed) > 0 && !exited(string(out)) {
 			exec.Command("tmux", "-L", p.socket, "send-keys", "-t", "farm", "C-c").Run()
 			for i := 0; i < 300; i++ {
-				if out, _ := exec.Command("tmux", "-L", p.socket, "capture-pane", "-p", "-t", "farm").Output(); exited.Match(out) {
+				if out, _ := exec.Command("tmux", "-L", p.socket, "capture-pane", "-p", "-t", "farm").Output(); exited(string(out)) {
 					break
 				}
 				time.Sleep(200 * time.Millisecond)
@@ -52,7 +51,7 @@ func newPane(t *testing.T) *pane {
 		}
 		exec.Command("tmux", "-L", p.socket, "kill-server").Run()
 	})
-	p.until(regexp.MustCompile(`(?m)^\$ `), 30*time.Second, func(string) {}) // the prompt: the shell reads what is typed
+	p.until("the prompt", regexp.MustCompile(`(?m)^\$ `).MatchString, 30*time.Second) // the shell reads what is typed
 	return p
 }
 
@@ -77,22 +76,23 @@ func (p *pane) screen() string {
 	return strings.TrimRight(p.tmux("capture-pane", "-p", "-J", "-S", "-500", "-t", "farm"), "\n")
 }
 
-// exited is the line the typed commands end with: `; echo EXIT=$?`.
-var exited = regexp.MustCompile(`(?m)^EXIT=\d+$`)
+// exited says the typed command ended: it prints `EXIT=STATUS` last.
+func exited(s string) bool { return regexp.MustCompile(`(?m)^EXIT=\d+$`).MatchString(s) }
 
-// until captures the screen every 200 ms, checking each capture, until one
-// matches text; it returns that one.
-func (p *pane) until(text *regexp.Regexp, timeout time.Duration, check func(string)) string {
+// until captures the screen every 200 ms, checking each capture
+// (checkScreen), until done says one is what the test waits for (what, in
+// the failure); it returns that one.
+func (p *pane) until(what string, done func(string) bool, timeout time.Duration) string {
 	p.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		s := p.screen()
-		check(s)
-		if text.MatchString(s) {
+		p.checkScreen(s)
+		if done(s) {
 			return s
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("no %s on the screen after %s:\n%s", text, timeout, s)
+			p.t.Fatalf("%s: not on the screen after %s:\n%s", what, timeout, s)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -161,10 +161,10 @@ func TestTmuxGoodRun(t *testing.T) {
 	relRemoveLocal(t, tag, tag+"-linux-amd64", tag+"-linux-arm64")
 	p.typeLine("farm build --farm lab --platforms linux/amd64,linux/arm64 -t " + tag + " --no-cache --cleanup examples/hello; echo EXIT=$?")
 	sawLive := false
-	s := p.until(exited, 5*time.Minute, func(s string) {
-		p.checkScreen(s)
+	s := p.until("the end of the run", func(s string) bool {
 		sawLive = sawLive || regexp.MustCompile(`(?m)^\[linux/\w+@lab-\d\] (building: step \d/\d \[|pulling back: )`).MatchString(s)
-	})
+		return exited(s)
+	}, 5*time.Minute)
 	if !strings.Contains(s, "\nEXIT=0") {
 		t.Fatalf("the run failed:\n%s", s)
 	}
@@ -183,7 +183,7 @@ func TestTmuxFailedBuild(t *testing.T) {
 	ctx := relContext(t, map[string]string{"Containerfile": "ARG TARGETARCH\nFROM localhost/busybox:${TARGETARCH}\n" +
 		"RUN echo the step that fails says why && false\n"})
 	p.typeLine(fmt.Sprintf("farm build --farm lab --platforms linux/amd64,linux/arm64 -t localhost/tmux-fail:%s %s; echo EXIT=$?", relNonce(), ctx))
-	s := p.until(exited, 5*time.Minute, func(s string) { p.checkScreen(s) })
+	s := p.until("the end of the run", exited, 5*time.Minute)
 	if !strings.Contains(s, "\nEXIT=1") {
 		t.Fatalf("want exit 1:\n%s", s)
 	}
@@ -202,26 +202,17 @@ func TestTmuxInterrupt(t *testing.T) {
 	p.typeLine(fmt.Sprintf("farm build --farm lab --platforms linux/amd64,linux/arm64 -t localhost/tmux-int:%s --no-cache --build-arg SLEEP=%s test/lab/testdata/slow; echo EXIT=$?", relNonce(), sleep))
 	// Both jobs at their long step (the last): their live lines say so.
 	last := regexp.MustCompile(`(?m)^\[[^]]+\] building: step (\d+)/(\d+) `)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		s := p.screen()
-		p.checkScreen(s)
+	p.until("both jobs at their last step", func(s string) bool {
 		atLast := 0
 		for _, m := range last.FindAllStringSubmatch(s, -1) {
 			if m[1] == m[2] {
 				atLast++
 			}
 		}
-		if atLast == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the builds never reached their long step:\n%s", s)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return atLast == 2
+	}, 3*time.Minute)
 	p.tmux("send-keys", "-t", "farm", "C-c")
-	s := p.until(exited, 2*time.Minute, func(s string) { p.checkScreen(s) })
+	s := p.until("the end of the run", exited, 2*time.Minute)
 	if !strings.Contains(s, "\nEXIT=130") {
 		t.Fatalf("want exit 130 after Ctrl-C:\n%s", s)
 	}
@@ -230,12 +221,4 @@ func TestTmuxInterrupt(t *testing.T) {
 		t.Errorf("the screen does not say the run was interrupted:\n%s", s)
 	}
 	noProcess(t, "sleep "+sleep, 10*time.Second)
-}
-
-func init() {
-	// tmux reads the locale to count columns; the lab runs as root with
-	// whatever the session has.
-	if os.Getenv("LANG") == "" {
-		os.Setenv("LANG", "C.UTF-8")
-	}
 }
