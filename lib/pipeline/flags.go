@@ -32,6 +32,7 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "manifest", Usage: "`NAME` of the manifest list to make (default: the -t reference)"},
 		&cli.StringFlag{Name: "digestfile", Usage: "with --push, write the list's digest to the file `PATH`, as podman --digestfile, as farm-manifest --digestfile (default: none)"},
 		&cli.BoolFlag{Name: "allow-partial", Usage: "make a list of the platforms that succeeded even when others failed (farm-manifest --allow-partial; default: false)"},
+		&cli.StringFlag{Name: "timeline", TakesFile: true, Usage: "draw the run's phases into `FILE` (SVG when it ends in .svg, else HTML): farm-timeline -o FILE between farm-build and farm-manifest (default: none)"},
 	}
 	for _, s := range Order {
 		fs = append(fs, &cli.StringFlag{Name: withFlag(s), Usage: fmt.Sprintf("run the shell `COMMAND` instead of %s; it reads and writes the same records (default: %s)", s, s)})
@@ -75,6 +76,7 @@ var routes = map[string]route{
 	"build-with":    {},
 	"manifest-with": {},
 	"print":         {},
+	"timeline":      {stages: []string{Timeline}, as: "output"}, // a stage of its own, only when given
 }
 
 func routeOf(name string) route {
@@ -119,6 +121,9 @@ func FromFlags(c *cli.Context) (Pipeline, error) {
 	args[Build] = append(args[Build], dir)
 	var p Pipeline
 	for _, s := range Order {
+		if s == Manifest && len(args[Timeline]) > 0 {
+			p = append(p, Stage{Name: Timeline, Args: args[Timeline]})
+		}
 		if cmd, ok := swapped[s]; ok {
 			p = append(p, Stage{Name: s, Shell: cmd})
 		} else {

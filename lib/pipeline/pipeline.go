@@ -17,6 +17,9 @@ const (
 	Plan     = "farm-plan"
 	Build    = "farm-build"
 	Manifest = "farm-manifest"
+	// Timeline is not in Order: farm build --timeline FILE puts it between
+	// farm-build and farm-manifest.
+	Timeline = "farm-timeline"
 )
 
 // Order is the stages in pipeline order.

@@ -42,6 +42,8 @@ func TestFromFlags(t *testing.T) {
 		{[]string{"-t", "IMG", "--nodes-with", "cat nodes.jsonl", "--manifest-with", "tee x | farm-manifest"},
 			"cat nodes.jsonl | farm-plan | farm-build -t IMG . | tee x | farm-manifest"},
 		{[]string{"-t", "IMG", "--build-with", "my-build"}, "farm-nodes | farm-plan | my-build | farm-manifest"},
+		{[]string{"-t", "IMG", "--timeline", "run.html", "--manifest-with", "cat"},
+			"farm-nodes | farm-plan | farm-build -t IMG . | farm-timeline --output run.html | cat"},
 		{[]string{"-t", "it's"}, `farm-nodes | farm-plan | farm-build -t 'it'\''s' . | farm-manifest`},
 	} {
 		p, err := parse(t, tt.args...)
