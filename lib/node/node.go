@@ -251,16 +251,15 @@ if [ "$st" = enabled ]; then
 	done
 fi
 { read -r avg _ < /proc/loadavg; } 2>/dev/null && echo "@loadavg $avg"
-ino=""
-while read -r _ _ _ _ _ _ i path; do
-	if [ "$path" = "$sock" ]; then ino=$i; break; fi
-done < /proc/net/unix
+# Every socket bound to that path: after a restart the dead service's may
+# still be listed (first), and only the live one has a holder.
 svc=" "
-if [ -n "$ino" ]; then
+while read -r _ _ _ _ _ _ ino path; do
+	[ "$path" = "$sock" ] || continue
 	for f in $(find /proc/[0-9]*/fd -maxdepth 1 -lname "socket:\[$ino\]" 2>/dev/null); do
 		f=${f#/proc/}; svc="$svc${f%%/*} "
 	done
-fi
+done < /proc/net/unix
 [ "$svc" = " " ] && exit 0
 steps=0
 for p in /proc/[0-9]*; do

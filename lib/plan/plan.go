@@ -177,7 +177,7 @@ type node struct {
 	jobs int
 	// From the node record's load and stop (zero when it does not say):
 	builds     int  // RUN steps running there now, other runs' included
-	saturated  bool // its load average is at least its cpus
+	saturated  bool // its load average is at least its cpus, or unknown
 	lowStorage bool // less than MinStorageFree bytes free
 	noStop     bool // stop "none": a cancelled build runs on there
 }
@@ -190,6 +190,10 @@ const MinStorageFree = 1 << 30
 // may leave cpus out; it counts as one CPU rather than dividing by zero.
 func newNode(rec record.Node) node {
 	n := node{rec: rec, cpus: max(rec.CPUs, 1), noStop: rec.Stop == record.StopNone}
+	// A node that does not say how busy it is ranks as a saturated machine
+	// among otherwise equal candidates: never ahead of one that said it is
+	// not (on a farm where no record has a load, this changes nothing).
+	n.saturated = true
 	if l := rec.Load; l != nil {
 		n.builds = max(l.Builds, 0)
 		n.saturated = l.Average >= float64(n.cpus)
