@@ -302,9 +302,17 @@ func (r *Runner) reap(ctx context.Context, s *conn.Session, client *podman.Clien
 func (r *Runner) reapRun(s *conn.Session, client *podman.Client, kind node.Kind, run string, ctrs []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	killed, err := r.stop(ctx, s, "farm-"+run, kind, true)
-	if err != nil {
-		r.cfg.Log.Warn("stopping a dead run's builds", "node", s.Target.Name, "run", run, "error", err)
+	// A run that left only its lock file here has no step here (a step
+	// has a working container), and its lock may be one being taken right
+	// now (made, not yet locked): then only the file goes, never a process
+	// (nodes that share a process table, as the lab's do, would otherwise
+	// let this reach a live run's steps on another node).
+	killed := ""
+	if len(ctrs) > 0 {
+		var err error
+		if killed, err = r.stop(ctx, s, "farm-"+run, kind, true); err != nil {
+			r.cfg.Log.Warn("stopping a dead run's builds", "node", s.Target.Name, "run", run, "error", err)
+		}
 	}
 	for _, c := range ctrs {
 		resp, err := client.Do(ctx, nil, http.MethodDelete, "/containers/%s", url.Values{"force": {"true"}}, nil, c)

@@ -3,6 +3,8 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/node"
 )
 
 // localShell is a session whose shell is this host's (a unix:// node).
@@ -98,5 +101,19 @@ func TestLeftovers(t *testing.T) {
 	want := map[string][]string{dead: {"c1"}, "aaaaaaaaaaaa": nil}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("leftovers %v, want %v (script said %q)", got, want, out)
+	}
+}
+
+// A dead run that left only its lock file: the file goes, and no stop
+// script runs (its lock may be one a live run is taking right now).
+func TestReapLockFileOnlyStopsNothing(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	r := NewRunner(Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	stops := 0
+	r.stop = func(context.Context, *conn.Session, string, node.Kind, bool) (string, error) { stops++; return "", nil }
+	r.reapRun(localShell(t), nil, node.Kind{}, newRunID(), nil)
+	if stops != 0 {
+		t.Errorf("the stop script ran %d times for a run with no working container", stops)
 	}
 }
