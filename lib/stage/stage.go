@@ -24,6 +24,7 @@ const (
 	ExitOK      = 0
 	ExitFailed  = 1
 	ExitUsage   = 2
+	ExitSIGHUP  = 129
 	ExitSIGINT  = 130
 	ExitSIGTERM = 143
 )
@@ -141,7 +142,7 @@ func Signal(ctx context.Context) os.Signal {
 	return nil
 }
 
-// Main runs app with a context that SIGINT and SIGTERM cancel, prints the
+// Main runs app with a context that SIGINT, SIGTERM and SIGHUP cancel, prints the
 // error (if any) on stderr prefixed with the stage name and exits with the
 // documented code. It never returns.
 func Main(app *cli.App) {
@@ -170,15 +171,11 @@ func Main(app *cli.App) {
 	}
 
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		sig := <-sigs
-		cancel(signalCause{sig})
-		// A second signal means the user is done waiting for clean-up.
-		sig = <-sigs
-		os.Exit(exitFor(sig))
-	}()
+	// Notify before the app starts: a signal that came before the
+	// goroutine ran would otherwise kill the stage with no clean-up.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go cancelOnSignals(sigs, cancel)
 
 	// The last word on stderr follows --log-format too, so a machine
 	// reading JSON logs gets the failure as JSON.
@@ -307,9 +304,27 @@ func isCLIUsage(msg string) bool {
 	return false
 }
 
+// cancelOnSignals cancels the run at the first SIGINT, SIGTERM or SIGHUP,
+// so that the stage stops its remote builds and cleans up, and exits at
+// once at a second SIGINT or SIGTERM: the user is done waiting. SIGHUP is
+// a closed terminal or a lost SSH session; builds left running then would
+// hold the nodes for nobody. Further SIGHUPs never cut the clean-up short:
+// a closing terminal may send more than one (the kernel, then the shell).
+func cancelOnSignals(sigs <-chan os.Signal, cancel context.CancelCauseFunc) {
+	cancel(signalCause{<-sigs})
+	for sig := range sigs {
+		if sig != syscall.SIGHUP {
+			os.Exit(exitFor(sig))
+		}
+	}
+}
+
 func exitFor(sig os.Signal) int {
-	if sig == syscall.SIGTERM {
+	switch sig {
+	case syscall.SIGTERM:
 		return ExitSIGTERM
+	case syscall.SIGHUP:
+		return ExitSIGHUP
 	}
 	return ExitSIGINT
 }

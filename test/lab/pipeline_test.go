@@ -259,9 +259,12 @@ func TestInterruptStopsRemoteBuilds(t *testing.T) {
 		signal syscall.Signal
 		code   int
 		sleep  string
-	}{{syscall.SIGINT, 130, "317"}, {syscall.SIGTERM, 143, "319"}} {
+	}{{syscall.SIGINT, 130, "317"}, {syscall.SIGTERM, 143, "319"}, {syscall.SIGHUP, 129, "313"}} {
 		t.Run(sig.signal.String(), func(t *testing.T) {
 			tag := "localhost/farm-test/cancel:" + sig.sleep
+			// A run of this test that was itself killed may have left the
+			// image; it would pass for one this run left behind.
+			exec.Command("podman", "rmi", "--ignore", tag+"-linux-arm64").Run()
 			plan := pinnedJob(t, "linux/arm64", "lab-3")
 			cmd, stdout, stderr := startBuild(t, plan, tag, sig.sleep)
 			waitFor(t, stderr, "sleeping "+sig.sleep+"s", time.Minute)
