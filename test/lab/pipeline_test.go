@@ -173,6 +173,11 @@ func startBuild(t *testing.T, plan, tag, sleep string, extra ...string) (*exec.C
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// A test that failed before farm-build exited would leave it running,
+	// and its build with it, in the way of the tests after it: interrupt
+	// it, so it stops the build on the node as it does for a user. After
+	// a Wait, Signal sends nothing.
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt) })
 	return cmd, stdout, stderr
 }
 
@@ -207,6 +212,18 @@ func waitExit(t *testing.T, cmd *exec.Cmd, timeout time.Duration) int {
 		cmd.Process.Kill()
 		t.Fatalf("farm-build did not exit within %s", timeout)
 		return -1
+	}
+}
+
+// someProcess waits until a process on this machine has pattern in its
+// command line: under emulation on a loaded machine, a RUN step's echo can
+// come before the command after it has started.
+func someProcess(t *testing.T, pattern string, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); len(psMatches(t, pattern)) == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no process %q within %s", pattern, timeout)
+		}
 	}
 }
 
@@ -268,9 +285,7 @@ func TestInterruptStopsRemoteBuilds(t *testing.T) {
 			plan := pinnedJob(t, "linux/arm64", "lab-3")
 			cmd, stdout, stderr := startBuild(t, plan, tag, sig.sleep)
 			waitFor(t, stderr, "sleeping "+sig.sleep+"s", time.Minute)
-			if len(psMatches(t, "sleep "+sig.sleep)) == 0 {
-				t.Fatal("the build's RUN step is not running on the node")
-			}
+			someProcess(t, "sleep "+sig.sleep, 30*time.Second)
 			cmd.Process.Signal(sig.signal)
 			if code := waitExit(t, cmd, time.Minute); code != sig.code {
 				t.Fatalf("exit %d, want %d", code, sig.code)
