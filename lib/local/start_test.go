@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -18,6 +19,9 @@ import (
 // FARM_TEST_FAKE_PODMAN set): a fake podman service on the socket it is
 // given, until SIGTERM. No podman binary is needed.
 func TestMain(m *testing.M) {
+	if os.Getenv("FARM_TEST_OWNER") != "" {
+		ownAService() // never returns
+	}
 	switch os.Getenv("FARM_TEST_FAKE_PODMAN") {
 	case "":
 		os.Exit(m.Run())
@@ -38,6 +42,19 @@ func TestMain(m *testing.M) {
 	<-sig
 	s.Close()
 	os.Exit(0)
+}
+
+// ownAService is a stage that started a private service: it prints the
+// service's pid and waits to be killed.
+func ownAService() {
+	os.Unsetenv("FARM_TEST_OWNER") // the service is the fake podman, not another owner
+	s, err := start(context.Background(), quiet)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println(s.cmd.Process.Pid)
+	select {}
 }
 
 // fakePodmanOnPath puts a "podman" on PATH that is this test binary.
