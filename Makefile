@@ -15,8 +15,10 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/farm-build/farm/lib/version.Version=$(VERSION) -X github.com/farm-build/farm/lib/version.Commit=$(COMMIT)
 STAGES    := farm farm-nodes farm-plan farm-build farm-manifest farm-timeline
 export CGO_ENABLED = 0
-# Lab tests take their time; the longest (fault injection) ones need minutes.
-LABTIMEOUT ?= 40m
+# Lab tests take their time; the longest (fault injection) ones need minutes,
+# and the suite grew past 25 minutes (node kinds, lab-machine, SIGKILL
+# tables, tmux, Chromium): 60m leaves room on a busy machine.
+LABTIMEOUT ?= 60m
 # A count, not a duration: with a duration go1.26's fuzz coordinator can fail
 # at the deadline with "context deadline exceeded" and no crasher when the
 # machine is busy (golang/go#75804; CI failed so on FuzzParse). 200000 inputs
