@@ -130,6 +130,47 @@ known_host_add() {
     echo "$line" >>"$KNOWN_HOSTS"
 }
 
+# ---------------------------------------------------------------- podman service (any node)
+# lab_containers_conf NAME [LINE...]: a node's containers.conf on stdout.
+# runc: crun fails every RUN step here (cgroups hybrid mode). default_ulimits:
+# runc refuses `podman run` without explicit rlimits here. The file events
+# logger: no systemd. LINEs go into [engine] (tmp_dir + lock_type=file: by
+# default every podman on the machine shares /run/libpod and the /libpod_lock
+# shared-memory locks, and a node starting fresh frees ALL locks in that
+# segment; per-node file locks keep nodes independent).
+lab_containers_conf() {
+    local name=$1
+    shift
+    cat <<EOF
+# Written by scripts/farm-lab for node $name.
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+    if (($#)); then printf '%s\n' "$@"; fi
+}
+
+# lab_pings SOCK [SECONDS]: the podman service on SOCK answers (within 5 s).
+lab_pings() { curl -sf --max-time "${2:-5}" --unix-socket "$1" http://d/_ping >/dev/null 2>&1; }
+
+# lab_await_service NAME PID SOCK LOG: wait until the service just started
+# as PID answers on SOCK; die, with the end of LOG, when it exits or stays
+# silent for $WAIT_SECS.
+lab_await_service() {
+    local name=$1 pid=$2 sock=$3 logf=$4 n
+    for ((n = 0; n < WAIT_SECS * 5; n++)); do
+        lab_pings "$sock" 2 && return 0
+        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$logf" >&2; die "$name: podman service exited (log: $logf)"; }
+        sleep 0.2
+    done
+    tail -n 20 "$logf" >&2
+    die "$name: podman service did not answer on $sock within ${WAIT_SECS}s (log: $logf)"
+}
+
 # ---------------------------------------------------------------- sshd (any node)
 # lab_sshd_conf DIR SEEN PORT NAME AUTHKEYS [LINE...]: DIR/sshd_config for a node's
 # sshd, with its host key DIR/ssh_host_ed25519_key (made when missing). SEEN is

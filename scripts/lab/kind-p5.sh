@@ -40,7 +40,7 @@ p5_enter() {
 
 p5_service_up() {
     p5_holder_up && pid_alive "$P5_DIR/service.pid" "system service --time=0 unix://$P5_SOCK" &&
-        curl -sf --max-time 5 --unix-socket "$(p5_host_sock)" http://d/_ping >/dev/null 2>&1
+        lab_pings "$(p5_host_sock)"
 }
 p5_sshd_up() { pid_alive "$P5_STATE/sshd.pid" "$P5_SEEN/sshd_config"; }
 
@@ -68,19 +68,7 @@ p5_rootfs() {
 p5_write_conf() {
     local etc=$P5_ROOT/etc/containers
     mkdir -p "$etc/networks" "$P5_ROOT$P5_SEEN" "$P5_ROOT/var/lib/containers"
-    # runc: crun fails every RUN step here (cgroups hybrid mode); file locks and
-    # the file events logger: no systemd and no shared /dev/shm locks with the host.
-    cat >"$etc/containers.conf" <<EOF
-# Written by scripts/farm-lab for node $P5_NAME.
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-lock_type = "file"
-EOF
+    lab_containers_conf "$P5_NAME" 'lock_type = "file"' >"$etc/containers.conf"
     # podman's default network, with a bridge and subnet of its own.
     cat >"$etc/networks/podman.json" <<EOF
 {
@@ -138,7 +126,7 @@ p5_start_holder() {
 }
 
 p5_start_service() {
-    local n pid
+    local pid
     p5_service_up && return 0
     stop_pidfile "$P5_DIR/service.pid" "system service --time=0 unix://$P5_SOCK" TERM
     log "$P5_NAME: starting podman $(p5_enter podman --version | awk '{print $3}') service on $P5_SOCK"
@@ -148,12 +136,7 @@ p5_start_service() {
         podman system service --time=0 "unix://$P5_SOCK" >>"$P5_DIR/service.log" 2>&1 </dev/null 9>&- &
     pid=$!
     echo "$pid" >"$P5_DIR/service.pid"
-    for ((n = 0; n < WAIT_SECS * 5; n++)); do
-        curl -sf --max-time 2 --unix-socket "$(p5_host_sock)" http://d/_ping >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$P5_DIR/service.log" >&2; die "$P5_NAME: podman service exited (log: $P5_DIR/service.log)"; }
-        sleep 0.2
-    done
-    die "$P5_NAME: podman service did not answer on $P5_SOCK (log: $P5_DIR/service.log)"
+    lab_await_service "$P5_NAME" "$pid" "$(p5_host_sock)" "$P5_DIR/service.log"
 }
 
 p5_start_sshd() {

@@ -27,7 +27,7 @@ rl_service_pattern() { echo "system service --time=0 unix://$(rl_sock)"; }
 rl_service_up() {
     [[ -n $(rl_uid) ]] || return 1
     pid_alive "$RL_DIR/service.pid" "$(rl_service_pattern)" &&
-        curl -sf --max-time 5 --unix-socket "$(rl_sock)" http://d/_ping >/dev/null 2>&1
+        lab_pings "$(rl_sock)"
 }
 rl_sshd_up() { pid_alive "$RL_DIR/sshd.pid" "$RL_DIR/sshd_config"; }
 
@@ -57,17 +57,7 @@ rl_make_user() {
 rl_write_conf() {
     local uid=$1 d=$RL_HOME/.config/containers
     install -d -o "$uid" -g "$uid" "$RL_HOME/.config" "$d"
-    cat >"$d/containers.conf" <<EOF
-# Written by scripts/farm-lab for node $RL_NAME.
-# runc: crun fails every RUN step here (cgroups hybrid mode).
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
+    lab_containers_conf "$RL_NAME" >"$d/containers.conf"
     cat >"$d/storage.conf" <<EOF
 # Written by scripts/farm-lab for node $RL_NAME: native rootless overlay.
 [storage]
@@ -87,7 +77,7 @@ rl_tun() {
 }
 
 rl_start_service() {
-    local uid n pid
+    local uid pid
     rl_service_up && return 0
     uid=$(rl_uid)
     stop_pidfile "$RL_DIR/service.pid" "$(rl_service_pattern)" TERM
@@ -100,12 +90,7 @@ rl_start_service() {
         podman system service --time=0 "unix://$(rl_sock)" >>"$RL_DIR/service.log" 2>&1 </dev/null 9>&- &
     pid=$!
     echo "$pid" >"$RL_DIR/service.pid"
-    for ((n = 0; n < WAIT_SECS * 5; n++)); do
-        curl -sf --max-time 2 --unix-socket "$(rl_sock)" http://d/_ping >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$RL_DIR/service.log" >&2; die "$RL_NAME: podman service exited (log: $RL_DIR/service.log)"; }
-        sleep 0.2
-    done
-    die "$RL_NAME: podman service did not answer on $(rl_sock) (log: $RL_DIR/service.log)"
+    lab_await_service "$RL_NAME" "$pid" "$(rl_sock)" "$RL_DIR/service.log"
 }
 
 rl_start_sshd() {

@@ -29,34 +29,17 @@ write_node_conf() {
     local i=$1 dir
     dir=$(node_dir "$i")
     mkdir -p "$dir/root" "$dir/run" "$dir/tmp"
-    # runc: crun fails every RUN step here (cgroups hybrid mode).
-    # default_ulimits: runc refuses `podman run` without explicit rlimits here.
-    # tmp_dir + lock_type=file: by default every podman on the machine shares
-    # /run/libpod and the /libpod_lock shared-memory locks; a node starting fresh
-    # frees ALL locks in that segment. Per-node file locks keep nodes independent.
-    cat >"$dir/containers.conf.new" <<EOF
-# Written by scripts/farm-lab for node lab-$i.
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$dir/tmp"
-lock_type = "file"
-EOF
+    lab_containers_conf "lab-$i" "tmp_dir = \"$dir/tmp\"" 'lock_type = "file"' >"$dir/containers.conf.new"
     mv "$dir/containers.conf.new" "$dir/containers.conf"
 }
 
 service_up() { # i: process alive AND socket answers
     local i=$1
-    pid_alive "$(node_dir "$i")/service.pid" "$(node_sock "$i")" &&
-        curl -sf --max-time 5 --unix-socket "$(node_sock "$i")" http://d/_ping >/dev/null 2>&1
+    pid_alive "$(node_dir "$i")/service.pid" "$(node_sock "$i")" && lab_pings "$(node_sock "$i")"
 }
 
 start_service() {
-    local i=$1 dir sock n pid
+    local i=$1 dir sock pid
     dir=$(node_dir "$i") sock=$(node_sock "$i")
     if service_up "$i"; then return 0; fi
     # alive but not answering (wedged): replace it
@@ -72,15 +55,7 @@ start_service() {
         system service --time=0 "unix://$sock" >>"$dir/service.log" 2>&1 </dev/null 9>&- &
     pid=$!
     echo "$pid" >"$dir/service.pid"
-    for ((n = 0; n < WAIT_SECS * 5; n++)); do
-        if curl -sf --max-time 2 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; then
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$dir/service.log" >&2; die "lab-$i: podman service exited (log: $dir/service.log)"; }
-        sleep 0.2
-    done
-    tail -n 20 "$dir/service.log" >&2
-    die "lab-$i: podman service did not answer on $sock within ${WAIT_SECS}s (log: $dir/service.log)"
+    lab_await_service "lab-$i" "$pid" "$sock" "$dir/service.log"
 }
 
 # ---------------------------------------------------------------- sshd per node

@@ -40,7 +40,7 @@ lm_in() { ip netns exec "$LM_NS" "$@"; }
 lm_pattern() { echo "system service --time=0 unix://$LM_SOCK"; }
 lm_service_up() {
     lm_ns_up && pid_alive "$LM_DIR/service.pid" "$(lm_pattern)" &&
-        curl -sf --max-time 5 --unix-socket "$LM_SOCK" http://d/_ping >/dev/null 2>&1
+        lab_pings "$LM_SOCK"
 }
 lm_sshd_up() { lm_ns_up && pid_alive "$LM_DIR/sshd.pid" "$LM_DIR/sshd_config"; }
 lm_known_host() { echo "[$LM_ADDR]:$LM_PORT"; }
@@ -64,26 +64,13 @@ lm_net() {
 
 lm_write_conf() {
     mkdir -p "$LM_DIR/root" "$LM_DIR/run" "$LM_DIR/tmp"
-    # As for lab-1..N (nodes.sh): runc, explicit ulimits, per-node file locks
-    # and tmp dir, off the host podman's /run/libpod and shared-memory locks.
-    cat >"$LM_DIR/containers.conf" <<EOF
-# Written by scripts/farm-lab for $LM_NAME.
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$LM_DIR/tmp"
-lock_type = "file"
-EOF
+    lab_containers_conf "$LM_NAME" "tmp_dir = \"$LM_DIR/tmp\"" 'lock_type = "file"' >"$LM_DIR/containers.conf"
     # Its 127.0.0.1 only: the host reaches it at $LM_ADDR.
     lab_sshd_conf "$LM_DIR" "$LM_DIR" "$LM_PORT" "$LM_NAME" "$AUTH_KEYS" "ListenAddress $LM_ADDR"
 }
 
 lm_start_service() {
-    local n pid
+    local pid
     lm_service_up && return 0
     stop_pidfile "$LM_DIR/service.pid" "$(lm_pattern)" TERM
     rm -f "$LM_SOCK"
@@ -94,12 +81,7 @@ lm_start_service() {
         system service --time=0 "unix://$LM_SOCK" >>"$LM_DIR/service.log" 2>&1 </dev/null 9>&- &
     pid=$!
     echo "$pid" >"$LM_DIR/service.pid"
-    for ((n = 0; n < WAIT_SECS * 5; n++)); do
-        curl -sf --max-time 2 --unix-socket "$LM_SOCK" http://d/_ping >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$LM_DIR/service.log" >&2; die "$LM_NAME: podman service exited (log: $LM_DIR/service.log)"; }
-        sleep 0.2
-    done
-    die "$LM_NAME: podman service did not answer on $LM_SOCK (log: $LM_DIR/service.log)"
+    lab_await_service "$LM_NAME" "$pid" "$LM_SOCK" "$LM_DIR/service.log"
 }
 
 lm_start_sshd() {
