@@ -29,7 +29,7 @@ STATICCHECK := v0.8.2
 # bash shebang, checked as their shebang says, and the bash parts they source
 # (*.sh, no shebang).
 SHELLSCRIPTS = $(shell grep -lrsE '^\#!.*\b(ba)?sh\b' scripts bench --exclude='*.md')
-SOURCEDSCRIPTS = $(filter-out $(SHELLSCRIPTS),$(wildcard scripts/*/*.sh bench/*.sh bench/lib/*.sh))
+SOURCEDSCRIPTS = $(filter-out $(SHELLSCRIPTS),$(wildcard scripts/*/*.sh bench/*.sh bench/*/*.sh))
 # Every stage builds for these; `make cross` puts them in bin/GOOS-GOARCH/.
 CROSS     := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 
