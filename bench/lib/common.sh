@@ -146,7 +146,8 @@ MANIFEST_ARGS=()
 
 # pipeline RUN_ID NODES PLATFORMS TAG DIR [farm-build flags...]
 # farm-nodes --node NODES | farm-plan --platforms PLATFORMS [| $PLAN_FILTER]
-#   | farm-build -t TAG flags DIR | farm-manifest
+#   | farm-build -t TAG --preconnect NODES flags DIR | farm-manifest
+# (what `farm build --node NODES` runs).
 # Leaves $OUT/runs/RUN_ID.{stamps,images.jsonl,log,manifest.json}.
 pipeline() {
 	local id=$1 nodes=$2 platforms=$3 tag=$4 dir=$5
@@ -157,7 +158,7 @@ pipeline() {
 	printf '%s start -\n' "$EPOCHREALTIME" >"$p.stamps"
 	farm-nodes --node "$nodes" 2>>"$p.log" | stamp "$p.stamps" nodes |
 		farm-plan --platforms "$platforms" 2>>"$p.log" | ${PLAN_FILTER:-cat} | stamp "$p.stamps" plan |
-		farm-build -t "$tag" "$@" "$dir" 2>>"$p.log" | tee "$p.images.jsonl" | stamp "$p.stamps" build |
+		farm-build -t "$tag" --preconnect "$nodes" "$@" "$dir" 2>>"$p.log" | tee "$p.images.jsonl" | stamp "$p.stamps" build |
 		farm-manifest "${MANIFEST_ARGS[@]}" 2>>"$p.log" >"$p.manifest.json"
 	printf '%s end -\n' "$EPOCHREALTIME" >>"$p.stamps"
 }

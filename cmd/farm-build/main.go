@@ -91,6 +91,9 @@ func options(c *cli.Context, stdin io.Reader, set *buildflags.Set) (dispatch.Bui
 		opts.Config.Push = &registry.Options{TLSVerify: c.Bool("tls-verify"), Authfile: c.String("authfile")}
 	}
 	opts.Local = local.RequestFrom(c)
+	if opts.Preconnect, err = buildflags.Preconnect(c); err != nil {
+		return opts, stage.UsageError{Err: err}
+	}
 	opts.Transfer = transfer.Options{
 		Mode: c.String("transfer"), ArchiveFormat: c.String("archive-format"), CacheMaxAge: c.Duration("transfer-cache-max-age"),
 	}

@@ -25,7 +25,7 @@ func TestPrint(t *testing.T) {
 	}{
 		{[]string{"build", "-t", "IMG", "--print"}, "farm-nodes | farm-plan | farm-build -t IMG . | farm-manifest\n"},
 		{[]string{"build", "--farm", "lab", "--platforms", "linux/amd64,linux/arm64", "-t", "r/app:1", "--cleanup", "--print", "ctx"},
-			"farm-nodes --farm lab | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t r/app:1 --cleanup ctx | farm-manifest\n"},
+			"farm-nodes --farm lab | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t r/app:1 --cleanup --preconnect-farm lab ctx | farm-manifest\n"},
 		// Build args may hold commas: one flag, one value.
 		{[]string{"build", "-t", "IMG", "--build-arg", "A=1,2", "--build-arg", "B=x y", "--print"},
 			"farm-nodes | farm-plan | farm-build -t IMG --build-arg A=1,2 --build-arg 'B=x y' . | farm-manifest\n"},

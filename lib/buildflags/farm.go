@@ -3,6 +3,7 @@ package buildflags
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/containers/buildah/pkg/parse"
 	"github.com/farm-build/farm/lib/buildctx"
+	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/dispatch"
 	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/transfer"
@@ -34,6 +36,8 @@ func Flags(s *Set) []cli.Flag {
 		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back, `FORMAT`: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
 		&cli.DurationFlag{Name: "transfer-cache-max-age", Value: transfer.DefaultCacheMaxAge, Usage: "with the registry transfer: before serving, prune pushes older than this `DURATION` from its cache (~/.cache/farm/registry), then garbage-collect their layers; skipped while another run uses the cache"},
 		&cli.StringFlag{Name: "transfer", Value: transfer.ModeAuto, Usage: "how images come back, `MODE`: registry (each node pushes through its SSH connection to a registry farm-build runs on 127.0.0.1: only layers the local store lacks cross the link; a local store behind SSH pulls through a forward on its own connection), archive (the whole image every time), or auto (registry where the node's SSH allows port forwarding and the local store reaches the registry, probed once per run, else archive, saying why)"},
+		&cli.StringSliceFlag{Name: "preconnect", Usage: "connect to the system connections `NAME`[,NAME...] at once, while farm-nodes and farm-plan still work, rather than when the plan names them: the nodes the plan is expected to use (farm build passes its --node); a name the plan does not use costs one connection (default: none)"},
+		&cli.StringFlag{Name: "preconnect-farm", Usage: "as --preconnect, for every node of the farm `NAME` from containers.conf, which farm build passes from its --farm (default: none)"},
 		// podman farm build's, refused by name rather than "flag provided
 		// but not defined".
 		&cli.StringFlag{Name: "jobs-per-node", Hidden: true},
@@ -147,6 +151,32 @@ func checkFarmFlags(c *cli.Context) error {
 		return fmt.Errorf("--archive-format %q: want docker-archive or oci-archive", f)
 	}
 	return nil
+}
+
+// Preconnect resolves --preconnect and --preconnect-farm to the system
+// connections farm-nodes would use for --node and --farm.
+func Preconnect(c *cli.Context) ([]conn.Target, error) {
+	var nodes []string
+	for _, v := range c.StringSlice("preconnect") {
+		// farm-build does not split lists on commas (build args hold them).
+		nodes = append(nodes, strings.Split(v, ",")...)
+	}
+	farm := c.String("preconnect-farm")
+	if len(nodes) == 0 && farm == "" {
+		return nil, nil
+	}
+	if len(nodes) > 0 && farm != "" {
+		return nil, errors.New("--preconnect and --preconnect-farm exclude each other, as farm-nodes' --node and --farm")
+	}
+	inv, err := conn.Load(conn.LoadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("--preconnect: %w", err)
+	}
+	targets, err := inv.Select(nodes, farm)
+	if err != nil {
+		return nil, fmt.Errorf("--preconnect: %w", err)
+	}
+	return targets, nil
 }
 
 func unwrapAll(err error) error {

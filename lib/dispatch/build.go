@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/farm-build/farm/lib/buildctx"
+	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/local"
 	"github.com/farm-build/farm/lib/record"
 	"github.com/farm-build/farm/lib/transfer"
@@ -29,6 +30,9 @@ type BuildOptions struct {
 	Transfer transfer.Options
 	// Local names the local store (--url, --connection).
 	Local local.Request
+	// Preconnect are the nodes to connect to before the plan arrives
+	// (--preconnect): those the plan is expected to name.
+	Preconnect []conn.Target
 }
 
 // Build is farm-build: make the context once, then run the plan read from
@@ -36,10 +40,19 @@ type BuildOptions struct {
 // out. A failure before any job starts is also written as an error record:
 // `farm-build | farm-manifest` hides farm-build's exit code.
 func Build(ctx context.Context, opts BuildOptions, in io.Reader, out io.Writer, log *slog.Logger) error {
-	cfg := opts.Config
-	cfg.Log = log
-	enc := record.NewEncoder(out)
-	defer cfg.Progress.Close()
+	opts.Config.Log = log
+	defer opts.Config.Progress.Close()
+	// The nodes' connections open while the context is made and the plan
+	// arrives; the runner needs only the log for that.
+	runner := NewRunner(opts.Config)
+	runner.Preconnect(ctx, opts.Preconnect)
+	err := build(ctx, opts, runner, in, record.NewEncoder(out), log)
+	runner.Close()
+	return err
+}
+
+func build(ctx context.Context, opts BuildOptions, runner *Runner, in io.Reader, enc *record.Encoder, log *slog.Logger) error {
+	cfg := &runner.cfg
 	fail := func(err error) error {
 		enc.Write(&record.Error{Stage: cfg.Stage, Error: err.Error()})
 		enc.End(cfg.Stage) // nothing more to say: the stream is complete
@@ -54,6 +67,8 @@ func Build(ctx context.Context, opts BuildOptions, in io.Reader, out io.Writer, 
 		return fail(fmt.Errorf("preparing the build context %s: %w", opts.Dir, err))
 	}
 	defer bc.Close()
+	// Preconnect's goroutines read only cfg.Log: the fields set here are
+	// the jobs', and no job starts before Process.
 	if bc.ContainerfileInTar != "" {
 		cfg.Spec.Containerfiles = []string{bc.ContainerfileInTar}
 	}
@@ -79,7 +94,5 @@ func Build(ctx context.Context, opts BuildOptions, in io.Reader, out io.Writer, 
 		cfg.PullBack = transfer.NewPuller(client, topts)
 		defer cfg.PullBack.Close()
 	}
-	runner := NewRunner(cfg)
-	defer runner.Close()
 	return runner.Process(ctx, in, enc)
 }

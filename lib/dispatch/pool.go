@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -13,12 +14,15 @@ import (
 // sessionPool keeps one connection per node for the whole run: a node with
 // two jobs shares it. One dial serves every job that waits for it, but a
 // dial cut short by its caller's cancellation answers no other caller: they
-// dial again.
+// dial again. Connections are keyed by the whole target, not the name
+// alone: a plan may name a node with another URI than the connection
+// opened early (Runner.Preconnect) under that name.
 type sessionPool struct {
 	open    func(context.Context, conn.Target, conn.SSHOptions) (*conn.Session, error)
 	ssh     conn.SSHOptions
+	log     *slog.Logger
 	mu      sync.Mutex
-	m       map[string]*poolEntry
+	m       map[conn.Target]*poolEntry
 	dropped []*poolEntry
 }
 
@@ -29,19 +33,23 @@ type poolEntry struct {
 	cancelled bool // the dial failed because its caller's context ended
 }
 
-func newSessionPool(ssh conn.SSHOptions) *sessionPool {
-	return &sessionPool{open: conn.Open, ssh: ssh, m: map[string]*poolEntry{}}
+func newSessionPool(ssh conn.SSHOptions, log *slog.Logger) *sessionPool {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &sessionPool{open: conn.Open, ssh: ssh, log: log, m: map[conn.Target]*poolEntry{}}
 }
 
 func (p *sessionPool) get(ctx context.Context, n record.Node) (*conn.Session, error) {
+	t := conn.Target{Name: n.Name, URI: n.URI, Identity: n.Identity}
 	for {
 		p.mu.Lock()
-		e, ok := p.m[n.Name]
+		e, ok := p.m[t]
 		if !ok {
 			e = &poolEntry{ready: make(chan struct{})}
-			p.m[n.Name] = e
+			p.m[t] = e
 			p.mu.Unlock()
-			return p.dial(ctx, n, e)
+			return p.dial(ctx, t, e)
 		}
 		p.mu.Unlock()
 		select {
@@ -56,14 +64,15 @@ func (p *sessionPool) get(ctx context.Context, n record.Node) (*conn.Session, er
 	}
 }
 
-func (p *sessionPool) dial(ctx context.Context, n record.Node, e *poolEntry) (*conn.Session, error) {
-	e.s, e.err = p.open(ctx, conn.Target{Name: n.Name, URI: n.URI, Identity: n.Identity}, p.ssh)
+func (p *sessionPool) dial(ctx context.Context, t conn.Target, e *poolEntry) (*conn.Session, error) {
+	p.log.Debug("connecting", "node", t.Name, "uri", record.RedactURI(t.URI))
+	e.s, e.err = p.open(ctx, t, p.ssh)
 	if e.err != nil {
 		e.cancelled = ctx.Err() != nil
 		// A failed connection is not cached: a later job may try again.
 		p.mu.Lock()
-		if p.m[n.Name] == e {
-			delete(p.m, n.Name)
+		if p.m[t] == e {
+			delete(p.m, t)
 		}
 		p.mu.Unlock()
 	}
@@ -75,9 +84,11 @@ func (p *sessionPool) drop(name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	// Jobs may still use the old connection: it is closed with the rest.
-	if e, ok := p.m[name]; ok {
-		p.dropped = append(p.dropped, e)
-		delete(p.m, name)
+	for t, e := range p.m {
+		if t.Name == name {
+			p.dropped = append(p.dropped, e)
+			delete(p.m, t)
+		}
 	}
 }
 

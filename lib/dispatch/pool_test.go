@@ -15,7 +15,7 @@ import (
 func TestPoolDoesNotShareACancelledDial(t *testing.T) {
 	var dials atomic.Int32
 	firstStarted := make(chan struct{})
-	p := newSessionPool(conn.SSHOptions{})
+	p := newSessionPool(conn.SSHOptions{}, nil)
 	p.open = func(ctx context.Context, tg conn.Target, _ conn.SSHOptions) (*conn.Session, error) {
 		if dials.Add(1) == 1 {
 			close(firstStarted)
@@ -55,7 +55,7 @@ func TestPoolDoesNotShareACancelledDial(t *testing.T) {
 
 func TestPoolRetriesAFailedDialAndDrops(t *testing.T) {
 	fail := true
-	p := newSessionPool(conn.SSHOptions{})
+	p := newSessionPool(conn.SSHOptions{}, nil)
 	p.open = func(_ context.Context, tg conn.Target, _ conn.SSHOptions) (*conn.Session, error) {
 		if fail {
 			return nil, errors.New("connection refused")

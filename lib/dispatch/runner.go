@@ -68,11 +68,15 @@ type Runner struct {
 
 	mu        sync.Mutex
 	platforms map[string]bool
+
+	// early are the connections Preconnect opens; Close stops and waits for them.
+	early       sync.WaitGroup
+	earlyCancel context.CancelFunc
 }
 
 // NewRunner prepares a run.
 func NewRunner(cfg Config) *Runner {
-	r := &Runner{cfg: cfg, sessions: newSessionPool(cfg.SSH), stop: stopJob, platforms: map[string]bool{},
+	r := &Runner{cfg: cfg, sessions: newSessionPool(cfg.SSH, cfg.Log), stop: stopJob, platforms: map[string]bool{},
 		runID: newRunID(), leases: leases{held: map[*conn.Session]*leaseEntry{}}}
 	if cfg.Jobs > 0 {
 		r.sem = make(chan struct{}, cfg.Jobs)
@@ -80,8 +84,36 @@ func NewRunner(cfg Config) *Runner {
 	return r
 }
 
+// Preconnect opens the run's connections to targets and takes its lease
+// there while the plan is still being made: in a pipeline farm-build starts
+// with farm-nodes and farm-plan, and a second SSH handshake once the plan had
+// arrived was most of what farm added to a build (bench P1). A job for one
+// of them finds its node ready; a target no job names costs one connection,
+// closed with the rest. A failure here is only logged: the job connects
+// again and reports its own error.
+func (r *Runner) Preconnect(ctx context.Context, targets []conn.Target) {
+	ctx, r.earlyCancel = context.WithCancel(ctx)
+	for _, t := range targets {
+		r.early.Add(1)
+		go func() {
+			defer r.early.Done()
+			n := record.Node{Name: t.Name, URI: t.URI, Identity: t.Identity}
+			began := time.Now()
+			if _, _, err := r.connect(ctx, n, onNode{}); err != nil {
+				r.cfg.Log.Debug("connecting early failed; a job there connects again", "node", t.Name, "error", err)
+				return
+			}
+			r.cfg.Log.Debug("connected early", "node", t.Name, "took", time.Since(began).Round(time.Millisecond))
+		}()
+	}
+}
+
 // Close ends the run's leases and every node connection.
 func (r *Runner) Close() {
+	if r.earlyCancel != nil {
+		r.earlyCancel() // a node that never answered must not hold up the end
+	}
+	r.early.Wait()
 	r.releaseLeases()
 	r.sessions.closeAll()
 }

@@ -365,3 +365,50 @@ func TestProcessRunsJobsAndUndoes(t *testing.T) {
 		t.Errorf("Undo left %v", f.local.Images())
 	}
 }
+
+func TestPreconnect(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		early     func(f *fixture) conn.Target
+		wantDials int // dials to a, early one included
+	}{
+		{"the job finds its node connected", func(f *fixture) conn.Target { return conn.Target{Name: "a", URI: f.a.URI} }, 1},
+		{"a node of the same name elsewhere is not reused", func(f *fixture) conn.Target { return conn.Target{Name: "a", URI: f.b.URI} }, 2},
+		{"a node the plan does not name costs one connection", func(f *fixture) conn.Target { return conn.Target{Name: "b", URI: f.b.URI} }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			f.runner.Preconnect(context.Background(), []conn.Target{tc.early(f)})
+			f.runner.early.Wait()
+			out := f.runner.Run(context.Background(), f.job("linux/amd64"))
+			img, ok := out.(*record.Image)
+			if !ok || img.Node != "a" {
+				t.Fatalf("want an image from a, got %#v\nlog:\n%s", out, f.log)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.dials["a"] != tc.wantDials {
+				t.Errorf("dials to a: %d, want %d (all dials: %v)", f.dials["a"], tc.wantDials, f.dials)
+			}
+		})
+	}
+}
+
+func TestCloseDoesNotWaitForANodeThatNeverAnswers(t *testing.T) {
+	f := newFixture(t, nil)
+	dialing := make(chan struct{})
+	f.runner.sessions.open = func(ctx context.Context, _ conn.Target, _ conn.SSHOptions) (*conn.Session, error) {
+		close(dialing)
+		<-ctx.Done() // a blackholed node: only cancellation ends the dial
+		return nil, context.Cause(ctx)
+	}
+	f.runner.Preconnect(context.Background(), []conn.Target{{Name: "x", URI: "ssh://root@192.0.2.1/run/podman/podman.sock"}})
+	<-dialing
+	closed := make(chan struct{})
+	go func() { f.runner.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for an early connection that never answers")
+	}
+}

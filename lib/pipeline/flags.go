@@ -114,6 +114,9 @@ func FromFlags(c *cli.Context) (Pipeline, error) {
 			args[s] = append(args[s], words(c, f, r.as)...)
 		}
 	}
+	if _, ok := swapped[Build]; !ok {
+		args[Build] = append(args[Build], preconnect(c)...)
+	}
 	dir := c.Args().First()
 	if dir == "" {
 		dir = "."
@@ -131,6 +134,21 @@ func FromFlags(c *cli.Context) (Pipeline, error) {
 		}
 	}
 	return p, nil
+}
+
+// preconnect has farm-build connect to the farm farm-nodes probes while it
+// probes, rather than once the plan has arrived (farm-build --preconnect).
+// Without --node or --farm the farm is every connection, and only those the
+// plan names are connected to.
+func preconnect(c *cli.Context) []string {
+	var out []string
+	for _, n := range c.StringSlice("node") {
+		out = append(out, "--preconnect", n)
+	}
+	if f := c.String("farm"); f != "" {
+		out = append(out, "--preconnect-farm", f)
+	}
+	return out
 }
 
 // words is a set flag as a stage's arguments: --name VALUE (repeated for

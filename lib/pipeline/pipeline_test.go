@@ -30,9 +30,10 @@ func TestFromFlags(t *testing.T) {
 	}{
 		{[]string{"-t", "IMG"}, "farm-nodes | farm-plan | farm-build -t IMG . | farm-manifest"},
 		{[]string{"--farm", "lab", "--platforms", "linux/amd64,linux/arm64", "-t", "r/app:1", "--cleanup", "ctx"},
-			"farm-nodes --farm lab | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t r/app:1 --cleanup ctx | farm-manifest"},
+			"farm-nodes --farm lab | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t r/app:1 --cleanup --preconnect-farm lab ctx | farm-manifest"},
 		{[]string{"--node", "a", "--node", "b", "--local", "--node-timeout", "1m", "-t", "IMG", "--emulation", "never"},
-			"farm-nodes --node a --node b --local --timeout 1m0s | farm-plan --emulation never | farm-build -t IMG . | farm-manifest"},
+			"farm-nodes --node a --node b --local --timeout 1m0s | farm-plan --emulation never | farm-build -t IMG --preconnect a --preconnect b . | farm-manifest"},
+		{[]string{"--node", "a", "-t", "IMG", "--build-with", "my-build"}, "farm-nodes --node a | farm-plan | my-build | farm-manifest"},
 		{[]string{"-t", "IMG", "--build-arg", "A=1,2", "--build-arg", "B=x y", "-f", "C file", "--layers=false"},
 			"farm-nodes | farm-plan | farm-build -t IMG -f 'C file' --build-arg A=1,2 --build-arg 'B=x y' --layers=false . | farm-manifest"},
 		{[]string{"-t", "IMG", "--tls-verify=false", "--manifest", "list", "--allow-partial", "--log-level", "debug"},

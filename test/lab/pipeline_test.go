@@ -445,3 +445,25 @@ func TestInterruptWithStdinStillOpen(t *testing.T) {
 	}
 	noProcess(t, "sleep 323", 5*time.Second)
 }
+
+// farm build --node connects farm-build to the nodes while farm-nodes
+// probes them (farm-build --preconnect): the job finds its node connected
+// and farm-build dials it once; a named node the plan does not use is
+// connected to, and nothing of the run is left on it.
+func TestPreconnectDialsEachNodeOnce(t *testing.T) {
+	image := "localhost/farm-test/preconnect:1"
+	relRemoveLocal(t, image, image+"-linux-amd64")
+	r := run(t, nil, "set -o pipefail; farm build --node lab-1,lab-2 --log-level debug"+
+		" --plan-with 'scripts/examples/pin-platform.sh linux/amd64=lab-1' -t "+image+" test/lab/testdata/targetarch")
+	if r.code != 0 {
+		t.Fatalf("farm build: exit %d", r.code)
+	}
+	for _, node := range []string{"lab-1", "lab-2"} {
+		if n := strings.Count(r.stderr, `msg=connecting node=`+node+" "); n != 1 {
+			t.Errorf("farm-build dialled %s %d times, want once", node, n)
+		}
+		if !strings.Contains(r.stderr, `msg="connected early" node=`+node+" ") {
+			t.Errorf("no early connection to %s", node)
+		}
+	}
+}
