@@ -95,7 +95,7 @@ func options(c *cli.Context, stdin io.Reader, set *buildflags.Set) (dispatch.Bui
 		return opts, stage.UsageError{Err: err}
 	}
 	opts.Transfer = transfer.Options{
-		Mode: c.String("transfer"), ArchiveFormat: c.String("archive-format"), CacheMaxAge: c.Duration("transfer-cache-max-age"),
+		Mode: c.String("transfer"), ArchiveFormat: c.String("archive-format"), Compression: c.String("transfer-compression"), CacheMaxAge: c.Duration("transfer-cache-max-age"),
 	}
 	return opts, nil
 }

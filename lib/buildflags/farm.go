@@ -34,6 +34,7 @@ func Flags(s *Set) []cli.Flag {
 		&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, Usage: "with --push: `PATH` of the registry credentials file, sent to the nodes for the push (default: podman's auth.json, as podman login writes it)"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "how to show the builds on stderr, `MODE`: tty (one live line per job: phase, step N/M, done or failed; the tail of a failed build's log), plain (every build line prefixed [platform@node]), or auto (tty on a terminal)"},
 		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back, `FORMAT`: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
+		&cli.StringFlag{Name: "transfer-compression", Value: transfer.CompressionAuto, Usage: "with the registry transfer: how nodes compress the layers they push, `FORMAT`: gzip, zstd, or auto (see docs/transfer.md)"},
 		&cli.DurationFlag{Name: "transfer-cache-max-age", Value: transfer.DefaultCacheMaxAge, Usage: "with the registry transfer: before serving, prune pushes older than this `DURATION` from its cache (~/.cache/farm/registry), then garbage-collect their layers; skipped while another run uses the cache"},
 		&cli.StringFlag{Name: "transfer", Value: transfer.ModeAuto, Usage: "how images come back, `MODE`: registry (each node pushes through its SSH connection to a registry farm-build runs on 127.0.0.1: only layers the local store lacks cross the link; a local store behind SSH pulls through a forward on its own connection), archive (the whole image every time), or auto (registry where the node's SSH allows port forwarding and the local store reaches the registry, probed once per run, else archive, saying why)"},
 		&cli.StringSliceFlag{Name: "preconnect", Usage: "connect to the system connections `NAME`[,NAME...] at once, while farm-nodes and farm-plan still work, rather than when the plan names them: the nodes the plan is expected to use (farm build passes its --node); a name the plan does not use costs one connection (default: none)"},
@@ -149,6 +150,9 @@ func checkFarmFlags(c *cli.Context) error {
 	}
 	if f := c.String("archive-format"); f != transfer.DockerArchive && f != transfer.OCIArchive {
 		return fmt.Errorf("--archive-format %q: want docker-archive or oci-archive", f)
+	}
+	if err := transfer.CheckCompression(c.String("transfer-compression")); err != nil {
+		return fmt.Errorf("--transfer-compression: %w", err)
 	}
 	return nil
 }

@@ -164,7 +164,8 @@ func (r *Runner) pullBack(ctx context.Context, on onNode, img *record.Image) err
 	start := time.Now()
 	res, err := r.cfg.PullBack.Pull(ctx, transfer.Request{
 		Session: on.session, Node: on.client, ID: img.ID, Ref: img.Ref,
-		Platform: platform.MustParse(img.Platform), Note: on.view.Log, Watch: on.view.Watch,
+		Platform: platform.MustParse(img.Platform), Format: r.cfg.Spec.Options.OutputFormat,
+		Note: on.view.Log, Watch: on.view.Watch,
 	})
 	img.BytesIn, img.BytesOut = res.In, img.BytesOut+res.Out
 	if err != nil {

@@ -31,12 +31,18 @@ func noAuthHeader() http.Header {
 }
 
 // push asks a podman service (api: a pkg/bindings context) to push image id
-// to dest over plain HTTP, and returns the manifest digest when the service
-// reports one (podman 4.3 does not; the registry is asked then).
-func push(ctx context.Context, c *podman.Client, id, dest string) (string, error) {
+// to dest over plain HTTP, compressing new layers with compression (gzip or
+// zstd), and returns the manifest digest when the service reports one
+// (podman 4.3 does not; the registry is asked then).
+func push(ctx context.Context, c *podman.Client, id, dest, compression string) (string, error) {
 	params := url.Values{}
 	params.Set("destination", dest)
 	params.Set("tlsVerify", "false")
+	params.Set("compressionFormat", compression)
+	// A layer the registry has in another compression is reused, not
+	// compressed and sent again (podman >= 4.7 forces the format when
+	// compressionFormat is given, unless told not to; 4.3 never forces).
+	params.Set("forceCompressionFormat", "false")
 	// quiet=false: podman >= 4.2 then streams progress and, above all, the
 	// error of a push that fails part way.
 	params.Set("quiet", "false")

@@ -118,13 +118,14 @@ func TestPushAndPullSendNoCredentials(t *testing.T) {
 	}
 	api := startFakePodman(t, f)
 
-	d, err := push(context.Background(), api, "cc", "127.0.0.1:23001/farm/transfer:x")
+	d, err := push(context.Background(), api, "cc", "127.0.0.1:23001/farm/transfer:x", CompressionZstd)
 	if err != nil || d != "sha256:bb" {
 		t.Fatalf("push: %q, %v", d, err)
 	}
 	r := f.last(t, "/push")
 	checkNoCredentials(t, r)
-	if q := r.URL.Query(); q.Get("destination") != "127.0.0.1:23001/farm/transfer:x" || q.Get("tlsVerify") != "false" {
+	if q := r.URL.Query(); q.Get("destination") != "127.0.0.1:23001/farm/transfer:x" || q.Get("tlsVerify") != "false" ||
+		q.Get("compressionFormat") != "zstd" || q.Get("forceCompressionFormat") != "false" {
 		t.Errorf("push query %v", q)
 	}
 	ids, err := pull(context.Background(), api, "127.0.0.1:4000/farm/transfer@sha256:bb", "linux", "arm64", "")

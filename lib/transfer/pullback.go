@@ -57,6 +57,10 @@ type Options struct {
 	Mode string
 	// ArchiveFormat is DockerArchive (also when empty) or OCIArchive.
 	ArchiveFormat string
+	// Compression is how nodes compress the layers they push to the
+	// transfer registry: CompressionAuto (also when empty),
+	// CompressionGzip or CompressionZstd.
+	Compression string
 	// CacheDir overrides DefaultCacheDir.
 	CacheDir string
 	// CacheMaxAge overrides DefaultCacheMaxAge.
@@ -107,6 +111,9 @@ func NewPuller(local *podman.Client, opts Options) *Puller {
 	if opts.ArchiveFormat == "" {
 		opts.ArchiveFormat = DockerArchive
 	}
+	if opts.Compression == "" {
+		opts.Compression = CompressionAuto
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -124,6 +131,9 @@ type Request struct {
 	Ref     string // the name it gets in local storage (NAME:TAG)
 	// Platform is the image's platform.
 	Platform platform.Platform
+	// Format is the image's manifest type (the build's --format): OCI
+	// when empty.
+	Format string
 	// Note shows the user a line about this image (how it travels, why
 	// not through the registry).
 	Note func(string)
@@ -307,8 +317,9 @@ func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) erro
 	// writes where another one may be writing or reading.
 	repo := RepoFor(job.Platform)
 	dest := fmt.Sprintf("127.0.0.1:%d/%s:%s", fwd.Port(), repo, PushTag)
-	job.Note(fmt.Sprintf("pulling back %s through the transfer registry (%s pushes to %s)", stringid.TruncateID(job.ID), name, dest))
-	pushed, err := push(ctx, job.Node, job.ID, dest)
+	compression := Compression(p.opts.Compression, job.Format)
+	job.Note(fmt.Sprintf("pulling back %s through the transfer registry (%s pushes to %s; %s layers)", stringid.TruncateID(job.ID), name, dest, compression))
+	pushed, err := push(ctx, job.Node, job.ID, dest, compression)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
