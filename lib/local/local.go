@@ -28,6 +28,7 @@ type Service struct {
 	sess     *conn.Session // farm's own connection to it (lib/conn)
 	cmd      *exec.Cmd
 	dir      string
+	lock     *os.File // held while the service's directory is in use
 	done     chan struct{}
 }
 
@@ -138,28 +139,29 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, errors.New("no local podman service is listening and podman is not installed; install podman or set CONTAINER_HOST")
 	}
-	dir, err := os.MkdirTemp("", "farm-local-")
+	removeDeadDirs(os.TempDir(), log)
+	dir, lock, err := makeDir()
 	if err != nil {
 		return nil, err
 	}
 	sock := filepath.Join(dir, "podman.sock")
 	cmd := exec.Command(bin, "system", "service", "--time=0", "unix://"+sock)
 	if err := detach(cmd); err != nil {
-		os.RemoveAll(dir)
+		dropDir(dir, lock)
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(dir, "service.log"))
 	if err != nil {
-		os.RemoveAll(dir)
+		dropDir(dir, lock)
 		return nil, err
 	}
 	defer logFile.Close()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+		dropDir(dir, lock)
 		return nil, fmt.Errorf("starting a local podman service: %w; is podman working here? try: podman info, or set CONTAINER_HOST to a running service", err)
 	}
-	s := &Service{URI: "unix://" + sock, cmd: cmd, dir: dir, done: make(chan struct{})}
+	s := &Service{URI: "unix://" + sock, cmd: cmd, dir: dir, lock: lock, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(s.done) }()
 	log.Debug("started a local podman service for this run", "socket", sock, "pid", cmd.Process.Pid)
 	deadline := time.Now().Add(30 * time.Second)
@@ -218,5 +220,5 @@ func (s *Service) Close() {
 		s.cmd.Process.Kill()
 		<-s.done
 	}
-	os.RemoveAll(s.dir)
+	dropDir(s.dir, s.lock)
 }

@@ -53,7 +53,7 @@ func ownAService() {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	fmt.Println(s.cmd.Process.Pid)
+	fmt.Println(s.cmd.Process.Pid, s.dir)
 	select {}
 }
 
