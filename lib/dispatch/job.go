@@ -134,7 +134,7 @@ func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, t
 	start := time.Now()
 	req := request{
 		spec: &r.cfg.Spec, platform: plat, tag: tag, marker: marker(jobID),
-		context: r.cfg.Context(), logLine: on.view.Log,
+		context: markContext(r.cfg.Context(), r.runID), logLine: on.view.Log,
 		onUploaded: func() { on.clock.advance(on.view, record.PhaseUpload, record.PhaseBuild) },
 	}
 	if kind.CgroupParentAllowed() {

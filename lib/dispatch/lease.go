@@ -224,10 +224,11 @@ func (r *Runner) releaseLeases() {
 
 // leftoversScript lists what runs left on the node: "RUN CONTAINER" for
 // each working container of a farm job (found by the job's host entry in
-// its buildah.json under the storage's graph root), "RUN -" for each lease
-// file.
-func leftoversScript(graphRoot string) string {
-	return fmt.Sprintf(`for f in '%s'/*-containers/*/userdata/buildah.json; do
+// its buildah.json under the storage's graph root), "RUN tmp DIR" for each
+// temporary directory of podman's the run left (tmpfiles.go: in tmpDirs, or
+// the TMPDIR of the service serving socket), "RUN -" for each lease file.
+func leftoversScript(graphRoot string, tmpDirs []string, socket string) string {
+	return fmt.Sprintf(`for f in %s/*-containers/*/userdata/buildah.json; do
 	[ -f "$f" ] || continue
 	run=$(grep -o 'farm-[0-9a-f]\{20\}\.invalid' "$f" | head -n 1 | cut -c 6-17)
 	[ -n "$run" ] || continue
@@ -239,25 +240,35 @@ for f in %s/*.lock; do
 	run=${f##*/}
 	echo "${run%%.lock} -"
 done
-exit 0
-`, strings.ReplaceAll(graphRoot, "'", `'\''`), leaseDir)
+`, shellQuote(graphRoot), leaseDir) + tmpLeftoversScript(tmpDirs, socket) + "exit 0\n"
 }
 
 var runIDPattern = regexp.MustCompile(`^[0-9a-f]{12}$`)
 
-// parseLeftovers reads leftoversScript's output: each run's containers.
-func parseLeftovers(out string, own string) map[string][]string {
-	runs := map[string][]string{}
+// leftovers are what one run left on a node.
+type leftovers struct {
+	ctrs []string // working containers
+	tmp  []string // podman's temporary directories
+}
+
+// parseLeftovers reads leftoversScript's output: what each run but own
+// left.
+func parseLeftovers(out string, own string) map[string]*leftovers {
+	runs := map[string]*leftovers{}
 	for _, line := range strings.Split(out, "\n") {
-		run, ctr, ok := strings.Cut(strings.TrimSpace(line), " ")
+		run, what, ok := strings.Cut(strings.TrimSpace(line), " ")
 		if !ok || !runIDPattern.MatchString(run) || run == own {
 			continue
 		}
-		if _, seen := runs[run]; !seen {
-			runs[run] = nil
+		l := runs[run]
+		if l == nil {
+			l = &leftovers{}
+			runs[run] = l
 		}
-		if ctr != "-" && !slices.Contains(runs[run], ctr) {
-			runs[run] = append(runs[run], ctr)
+		if dir, ok := strings.CutPrefix(what, "tmp "); ok {
+			l.tmp = append(l.tmp, dir)
+		} else if what != "-" && !slices.Contains(l.ctrs, what) {
+			l.ctrs = append(l.ctrs, what)
 		}
 	}
 	return runs
@@ -278,12 +289,12 @@ func (r *Runner) reap(ctx context.Context, s *conn.Session, client *podman.Clien
 		r.cfg.Log.Warn("cleaning up after dead runs", "node", s.Target.Name, "error", err)
 		return
 	}
-	out, err := s.Run(ctx, leftoversScript(info.Store.GraphRoot))
+	out, err := s.Run(ctx, leftoversScript(info.Store.GraphRoot, []string{"/var/tmp"}, socketPath(s.Target.URI)))
 	if err != nil {
 		r.cfg.Log.Warn("cleaning up after dead runs", "node", s.Target.Name, "error", err)
 		return
 	}
-	for run, ctrs := range parseLeftovers(string(out), r.runID) {
+	for run, left := range parseLeftovers(string(out), r.runID) {
 		release, err := hold(ctx, s, holdScript(run, false))
 		if errors.Is(err, errBusy) {
 			continue
@@ -292,14 +303,15 @@ func (r *Runner) reap(ctx context.Context, s *conn.Session, client *podman.Clien
 			r.cfg.Log.Warn("cleaning up after a dead run", "node", s.Target.Name, "run", run, "error", err)
 			continue
 		}
-		r.reapRun(s, client, kind, run, ctrs)
+		r.reapRun(s, client, kind, run, left)
 		release()
 	}
 }
 
 // reapRun removes what the dead run left on the node; the caller holds
 // the run's lock.
-func (r *Runner) reapRun(s *conn.Session, client *podman.Client, kind node.Kind, run string, ctrs []string) {
+func (r *Runner) reapRun(s *conn.Session, client *podman.Client, kind node.Kind, run string, left *leftovers) {
+	ctrs := left.ctrs
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// A run that left only its lock file here has no step here (a step
@@ -307,9 +319,14 @@ func (r *Runner) reapRun(s *conn.Session, client *podman.Client, kind node.Kind,
 	// now (made, not yet locked): then only the file goes, never a process
 	// (nodes that share a process table, as the lab's do, would otherwise
 	// let this reach a live run's steps on another node).
+	// The temporary directories go first: a RUN step's bundle names its
+	// job only until the step ends (its runtime empties it then).
+	removed, err := removeTmp(ctx, s, run, left.tmp)
+	if err != nil {
+		r.cfg.Log.Warn("removing a dead run's temporary files", "node", s.Target.Name, "run", run, "error", err)
+	}
 	killed := ""
 	if len(ctrs) > 0 {
-		var err error
 		if killed, err = r.stop(ctx, s, "farm-"+run, kind, true); err != nil {
 			r.cfg.Log.Warn("stopping a dead run's builds", "node", s.Target.Name, "run", run, "error", err)
 		}
@@ -328,5 +345,5 @@ func (r *Runner) reapRun(s *conn.Session, client *podman.Client, kind node.Kind,
 			r.cfg.Log.Warn("removing a dead run's working container", "node", s.Target.Name, "run", run, "container", c[:12], "error", err)
 		}
 	}
-	r.cfg.Log.Info("cleaned up after a dead run", "node", s.Target.Name, "run", run, "working containers", len(ctrs), "stopped", killed)
+	r.cfg.Log.Info("cleaned up after a dead run", "node", s.Target.Name, "run", run, "working containers", len(ctrs), "stopped", killed, "temporary directories", removed)
 }

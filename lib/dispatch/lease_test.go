@@ -93,12 +93,12 @@ func TestLeftovers(t *testing.T) {
 	leases := filepath.Join(home, ".cache", "farm", "runs")
 	os.MkdirAll(leases, 0o755)
 	os.WriteFile(filepath.Join(leases, "aaaaaaaaaaaa.lock"), nil, 0o644)
-	out, err := localShell(t).Run(context.Background(), leftoversScript(root))
+	out, err := localShell(t).Run(context.Background(), leftoversScript(root, nil, "/nonexistent.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := parseLeftovers(string(out), live)
-	want := map[string][]string{dead: {"c1"}, "aaaaaaaaaaaa": nil}
+	want := map[string]*leftovers{dead: {ctrs: []string{"c1"}}, "aaaaaaaaaaaa": {}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("leftovers %v, want %v (script said %q)", got, want, out)
 	}
@@ -112,7 +112,7 @@ func TestReapLockFileOnlyStopsNothing(t *testing.T) {
 	r := NewRunner(Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	stops := 0
 	r.stop = func(context.Context, *conn.Session, string, node.Kind, bool) (string, error) { stops++; return "", nil }
-	r.reapRun(localShell(t), nil, node.Kind{}, newRunID(), nil)
+	r.reapRun(localShell(t), nil, node.Kind{}, newRunID(), &leftovers{})
 	if stops != 0 {
 		t.Errorf("the stop script ran %d times for a run with no working container", stops)
 	}

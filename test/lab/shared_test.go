@@ -6,6 +6,8 @@ package lab
 // Each test here has its row in docs/reliability.md.
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"maps"
 	"os"
@@ -457,4 +459,150 @@ func TestHugeFarmPlansAndBuilds(t *testing.T) {
 	if r.code != 0 || len(imgs) != 2 {
 		t.Fatalf("farm-build from the huge farm's plan: exit %d, %d images", r.code, len(imgs))
 	}
+}
+
+// What dead runs leave in the node's podman temporary directory (its
+// service's TMPDIR), and on this machine, a later run removes, and nothing
+// else. Run A: SIGKILLed mid-build, then the node's service is killed
+// (A's upload, libpod_builder*/ with tarBall and build/, stays; its RUN
+// step's bundle, buildah*/, stays empty, naming nobody). Run B, the next run, removes A's; then B is SIGKILLed
+// mid-upload (its partial tarBall stays, and its private local podman
+// service's /tmp/farm-local-* directory). Run L, the next, removes B's and
+// builds on; run C, while L builds, removes nothing of L's. A user's upload
+// directory (no mark) stays throughout.
+func TestDeadRunsTempFilesAreRemovedByTheNextRun(t *testing.T) {
+	own := relStartOwnNode(t)
+	users := filepath.Join(own.dir, "tmp", "libpod_builder1")
+	os.MkdirAll(users, 0o700)
+	relGzipFile(t, filepath.Join(users, "tarBall"), "")
+	ctxDir := relContext(t, map[string]string{"Containerfile": relSleepFile})
+	relRandomFile(t, filepath.Join(ctxDir, "big"), 64<<20)
+	plan := own.plan(t)
+	tag := "localhost/farm-test/dead-tmp:" + relNonce()
+	t.Cleanup(func() { exec.Command("podman", "rmi", tag+"-linux-amd64").Run() })
+	start := func(sleep string) *relProc {
+		return relStart(t, nil, relOpen(t, plan), "farm-build", "--progress", "plain", "--log-level", "debug", "-t", tag,
+			"--build-arg", "NONCE="+relNonce(), "--build-arg", "SLEEP="+sleep, ctxDir)
+	}
+
+	a := start("271")
+	runA := relRunOf(t, a)
+	relWaitFor(t, a, a.stderr, "started-", 2*time.Minute)
+	a.cmd.Process.Kill()
+	a.wait(t, time.Minute)
+	own.kill()
+	own.start(t)
+	if left := own.tmpRuns(t); len(relDirsOf(left, runA)) == 0 {
+		t.Fatalf("the test needs A's upload left: %v", left)
+	}
+
+	b := start("0")
+	runB := own.waitUpload(t, runA)
+	b.cmd.Process.Kill()
+	b.wait(t, time.Minute)
+	left := own.tmpRuns(t)
+	if dirs := relDirsOf(left, runB); len(dirs) != 1 || fileExists(filepath.Join(dirs[0], "build")) {
+		t.Fatalf("the test needs B's partial upload left, and no build/ (B was not killed mid-upload): %v", left)
+	}
+	if dirs := relDirsOf(left, runA); len(dirs) != 0 || !regexp.MustCompile(`cleaned up after a dead run.* run=`+runA+`.* "temporary directories"=[1-9]`).MatchString(relRead(b.stderr)) {
+		t.Errorf("run B left dead run A's temporary directories %v, or did not say it removed them", dirs)
+	}
+	privB := relPrivateServiceDir(t, b)
+
+	live := start("93")
+	runL := relRunOf(t, live)
+	relWaitFor(t, live, live.stderr, "started-", 2*time.Minute)
+	if dirs := relDirsOf(own.tmpRuns(t), runB); len(dirs) != 0 {
+		t.Errorf("run L left dead run B's partial upload: %v", dirs)
+	}
+	if fileExists(privB) {
+		t.Errorf("run L left dead run B's private service directory %s", privB)
+	}
+	r := run(t, nil, fmt.Sprintf("farm-build --progress plain -t %s --build-arg NONCE=%s --build-arg SLEEP=0 %s < %s", tag, relNonce(), ctxDir, plan))
+	if r.code != 0 || strings.Contains(r.stderr, "cleaned up after a dead run") {
+		t.Errorf("run C: exit %d, or it cleaned up after a run that was not dead:\n%s", r.code, r.stderr)
+	}
+	if dirs := relDirsOf(own.tmpRuns(t), runL); len(dirs) == 0 || !fileExists(relPrivateServiceDir(t, live)) {
+		t.Errorf("the live run L lost its upload or its private service directory: %v", own.tmpRuns(t))
+	}
+	if _, err := os.Stat(filepath.Join(users, "tarBall")); err != nil {
+		t.Errorf("the user's upload directory went: %v", err)
+	}
+	live.cmd.Process.Signal(syscall.SIGINT)
+	live.wait(t, time.Minute)
+}
+
+// relGzipFile writes a small gzip file with the comment.
+func relGzipFile(t *testing.T, path, comment string) {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Comment = comment
+	zw.Write([]byte("a user's build context"))
+	zw.Close()
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tmpRuns maps the own node's podman temporary directories to the farm run
+// each names ("" for none): an upload by its gzip comment, a RUN step's
+// bundle by its hosts entry.
+func (n *relOwnNode) tmpRuns(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	dirs, _ := filepath.Glob(filepath.Join(n.dir, "tmp", "*"))
+	for _, d := range dirs {
+		out[d] = ""
+		if f, err := os.Open(filepath.Join(d, "tarBall")); err == nil {
+			if zr, err := gzip.NewReader(f); err == nil && strings.HasPrefix(zr.Comment, "farm-run ") {
+				out[d] = strings.TrimPrefix(zr.Comment, "farm-run ")
+			}
+			f.Close()
+		} else if m := regexp.MustCompile(`farm-([0-9a-f]{12})[0-9a-f]{8}\.invalid`).FindStringSubmatch(relRead(filepath.Join(d, "hosts"))); m != nil {
+			out[d] = m[1]
+		}
+	}
+	return out
+}
+
+// waitUpload waits for an upload of a run other than not to start on the
+// node, and returns its run.
+func (n *relOwnNode) waitUpload(t *testing.T, not string) string {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		for d, run := range n.tmpRuns(t) {
+			if run != "" && run != not && fileExists(filepath.Join(d, "tarBall")) {
+				return run
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("no upload started")
+	return ""
+}
+
+// relDirsOf lists the directories of m that name run.
+func relDirsOf(m map[string]string, run string) []string {
+	var out []string
+	for d, r := range m {
+		if r == run {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+var relPrivateService = regexp.MustCompile(`uri=unix://(\S+)/podman\.sock from="private service`)
+
+// relPrivateServiceDir is the directory of the private local podman
+// service farm-build p started.
+func relPrivateServiceDir(t *testing.T, p *relProc) string {
+	t.Helper()
+	m := relPrivateService.FindStringSubmatch(relRead(p.stderr))
+	if m == nil {
+		t.Fatalf("the test needs farm-build to start a private local podman service (no CONTAINER_HOST):\n%s", relRead(p.stderr))
+	}
+	return m[1]
 }

@@ -1,0 +1,158 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/farm-build/farm/lib/conn"
+)
+
+// A dead run's temporary files on a node: what podman (and buildah in it)
+// leaves in its temporary directory when the service dies mid-build, or
+// when the upload of the context breaks off (the run killed, its
+// connection gone):
+//
+//   - libpod_builder*/: the uploaded context, kept verbatim in tarBall
+//     and unpacked in build/. farm-build puts its run's id in the gzip
+//     header's comment (markContext), at a fixed place in the first bytes,
+//     so the directory names the run that sent it.
+//   - buildah*/: a RUN step's runtime bundle; its hosts file has the job's
+//     host entry, farm-RUNJOB.invalid (cgroup.go).
+//
+// A directory is the dead run's only when it carries that mark and belongs
+// to the node's user (rootless and rootful services may share /var/tmp,
+// and each user's runs have their leases in their own home). Nothing else
+// is touched: a user's build, another program's files, a run with a
+// lease. Podman's temporary directory is its service's TMPDIR, else
+// /var/tmp: tmpDirsScript asks the node's service processes (those named
+// by the node's socket) for theirs.
+
+// contextMark is the gzip comment of run's build context.
+func contextMark(run string) string { return "farm-run " + run }
+
+// markContext returns the build context r, a gzip stream whose header has
+// no optional field (as lib/buildctx writes it), with run's mark as the
+// header's comment (FCOMMENT, which extraction ignores: the tar stream is
+// the same; the 22 bytes are not counted in the image record's bytes_out,
+// the context's size). Another stream passes as is.
+func markContext(r io.Reader, run string) io.Reader {
+	head := make([]byte, 10)
+	n, err := io.ReadFull(r, head)
+	if err != nil || head[0] != 0x1f || head[1] != 0x8b || head[2] != 8 || head[3] != 0 {
+		return io.MultiReader(bytes.NewReader(head[:n]), r)
+	}
+	head[3] = 0x10 // FCOMMENT
+	mark := contextMark(run) + "\x00"
+	return io.MultiReader(bytes.NewReader(head), strings.NewReader(mark), r)
+}
+
+// markFuncScript defines mark DIR, which prints the id of the farm run
+// that DIR is a temporary directory of, or nothing.
+const markFuncScript = `mark() {
+	case ${1##*/} in libpod_builder*|buildah*) ;; *) return 0 ;; esac
+	[ -O "$1" ] || return 0
+	if [ -f "$1/tarBall" ]; then
+		[ "$(head -c 4 "$1/tarBall" | od -An -tx1 | tr -d ' \n')" = 1f8b0810 ] || return 0
+		m=$(head -c 32 "$1/tarBall" | tail -c 22 | tr '\0' '\n' | head -n 1)
+		printf '%s\n' "$m" | grep -x 'farm-run [0-9a-f]\{12\}' | cut -c 10-
+	elif [ -f "$1/hosts" ]; then
+		grep -o '[[:space:]]farm-[0-9a-f]\{20\}\.invalid$' "$1/hosts" | head -n 1 | cut -c 7-18
+	fi
+}
+`
+
+// tmpDirsScript prints the directories where the node's podman service
+// keeps its temporary files: fixed (podman's default, /var/tmp), and the
+// TMPDIR of each podman process of the node's user serving socket.
+func tmpDirsScript(fixed []string, socket string) string {
+	var b strings.Builder
+	b.WriteString("tmpdirs() {\n")
+	for _, d := range fixed {
+		fmt.Fprintf(&b, "\techo %s\n", shellQuote(d))
+	}
+	fmt.Fprintf(&b, `	for c in $(grep -lx podman /proc/[0-9]*/comm 2>/dev/null); do
+		p=${c%%/comm}
+		[ -O "$p" ] || continue
+		tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -e %[1]s -e %[2]s || continue
+		tr '\0' '\n' <"$p/environ" 2>/dev/null | sed -n 's/^TMPDIR=//p'
+	done
+}
+`, shellQuote("unix://"+socket), shellQuote("unix:"+socket))
+	return b.String()
+}
+
+// tmpLeftoversScript lists "RUN tmp DIR" for each temporary directory of
+// the node's user that looks marked (see leftoversScript). It reads 32
+// bytes of each upload and each bundle's hosts file, with a few processes
+// per temporary directory (a node may have many leftovers, and its load
+// may be high); removeTmpScript checks each mark exactly before it removes
+// anything.
+func tmpLeftoversScript(fixed []string, socket string) string {
+	return tmpDirsScript(fixed, socket) + `tmpdirs | sort -u | while IFS= read -r d; do
+	[ -n "$d" ] || continue
+	set --
+	for t in "$d"/libpod_builder*/tarBall; do
+		[ -O "$t" ] && set -- "$@" "$t"
+	done
+	[ $# -gt 0 ] && head -v -c 32 -- "$@" | tr -c 'A-Za-z0-9 /_.=<>\n-' . | sed -n '
+		/^==> .* <==$/ { s/^==> \(.*\)\/tarBall <==$/\1/; h; d; }
+		s/^\.\{10\}farm-run \([0-9a-f]\{12\}\)\.$/\1 tmp /
+		t mark
+		d
+		:mark
+		G
+		s/ tmp \n/ tmp /p'
+	set --
+	for t in "$d"/buildah*/hosts; do
+		[ -O "$t" ] && set -- "$@" "$t"
+	done
+	[ $# -gt 0 ] && grep -H -o -m 1 '[[:space:]]farm-[0-9a-f]\{20\}\.invalid$' -- "$@" |
+		sed -n 's/^\(.*\)\/hosts:[[:space:]]farm-\([0-9a-f]\{12\}\)[0-9a-f]\{8\}\.invalid$/\2 tmp \1/p'
+done
+`
+}
+
+// removeTmpScript removes run's temporary directories dirs, each only if
+// it still names run and nothing is mounted under it.
+func removeTmpScript(run string, dirs []string) string {
+	var b strings.Builder
+	b.WriteString(markFuncScript)
+	b.WriteString("n=0\nfor d in")
+	for _, d := range dirs {
+		b.WriteString(" " + shellQuote(d))
+	}
+	fmt.Fprintf(&b, `; do
+	[ "$(mark "$d")" = %s ] || continue
+	grep -qF " $d/" /proc/self/mountinfo && continue
+	rm -rf -- "$d" && n=$((n+1))
+done
+echo $n
+`, run)
+	return b.String()
+}
+
+// removeTmp removes the dead run's temporary directories on the node and
+// returns how many went.
+func removeTmp(ctx context.Context, s *conn.Session, run string, dirs []string) (string, error) {
+	if len(dirs) == 0 {
+		return "0", nil
+	}
+	out, err := s.Run(ctx, removeTmpScript(run, dirs))
+	return strings.TrimSpace(string(out)), err
+}
+
+// socketPath is the path of the podman socket uri names ("" for tcp://).
+func socketPath(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || (u.Scheme != "unix" && u.Scheme != "ssh") {
+		return ""
+	}
+	return u.Path
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -1,0 +1,170 @@
+package dispatch
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/farm-build/farm/lib/buildctx"
+	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/node"
+)
+
+// tarBall is a build context as farm-build sends it, marked with comment
+// (none: as podman-remote or a user sends one), or a gzip stream with any
+// other comment (a look-alike).
+func tarBall(t *testing.T, comment string) []byte {
+	t.Helper()
+	if run, ok := strings.CutPrefix(comment, "farm-run "); ok && len(run) == 12 {
+		b, _ := io.ReadAll(markContext(bytes.NewReader(tarBall(t, "")), run))
+		return b
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Comment = comment
+	zw.Write([]byte("not a tar"))
+	zw.Close()
+	if comment != "" {
+		return b.Bytes()
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM scratch\n"), 0o644)
+	bc, err := buildctx.Build(context.Background(), buildctx.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.Close()
+	data, _ := io.ReadAll(bc.NewReader())
+	return data
+}
+
+// The mark goes in the gzip header, at a fixed place (byte 10 on: only
+// FCOMMENT is set), where a later run reads it from the first bytes of a
+// dead upload (podman keeps the body verbatim); the archive is unchanged.
+// A stream with another header passes as is.
+func TestMarkContext(t *testing.T) {
+	plain := tarBall(t, "")
+	b, _ := io.ReadAll(markContext(bytes.NewReader(plain), "0123456789ab"))
+	if b[3] != 0x10 || string(b[10:32]) != "farm-run 0123456789ab\x00" {
+		t.Errorf("header % x: want FLG 0x10 and the mark at byte 10", b[:32])
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked, _ := io.ReadAll(zr)
+	zr, _ = gzip.NewReader(bytes.NewReader(plain))
+	unmarked, _ := io.ReadAll(zr)
+	if zr.Comment != "" || len(marked) == 0 || !bytes.Equal(marked, unmarked) {
+		t.Errorf("the mark changed the tar stream, or the plain context has a comment (%q)", zr.Comment)
+	}
+	for _, other := range [][]byte{tarBall(t, "a user's"), []byte("short"), nil} {
+		if got, _ := io.ReadAll(markContext(bytes.NewReader(other), "0123456789ab")); !bytes.Equal(got, other) {
+			t.Errorf("markContext changed %q to %q", other, got)
+		}
+	}
+}
+
+// tmpTree makes a node's temporary directory holding two dead runs'
+// directories (an upload, a RUN step's bundle), a live run's, a user's
+// build, a look-alike mark and a bundle of a run of an older farm (no run
+// id), and returns it and the dead run's directories.
+func tmpTree(t *testing.T, dead, live string) (string, []string) {
+	t.Helper()
+	tmp := t.TempDir()
+	files := map[string][]byte{
+		"libpod_builder1/tarBall": tarBall(t, contextMark(dead)),
+		"libpod_builder1/build/f": []byte("x"),
+		"libpod_builder2/tarBall": tarBall(t, contextMark(live)),
+		"libpod_builder3/tarBall": tarBall(t, ""),
+		"libpod_builder4/tarBall": tarBall(t, contextMark(dead)+"0"),
+		"libpod_builder5/tarBall": tarBall(t, "farm-run"),
+		"buildah1/hosts":          []byte("127.0.0.1\tfarm-" + dead + "00000001.invalid\n127.0.0.1\tlocalhost\n"),
+		"buildah2/hosts":          []byte("127.0.0.1\tfarm-23b78b313227837a.invalid\n"),
+		"buildah3/hosts":          []byte("127.0.0.1\tlocalhost\n"),
+		"other/tarBall":           tarBall(t, contextMark(dead)),
+	}
+	for name, data := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(tmp, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(tmp, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tmp, []string{filepath.Join(tmp, "buildah1"), filepath.Join(tmp, "libpod_builder1")}
+}
+
+// Marked temporary directories are listed under their run (never the
+// run's own), and removing a dead run's takes exactly those.
+func TestTmpLeftovers(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	dead, live := "0123456789ab", "ba9876543210"
+	tmp, deads := tmpTree(t, dead, live)
+	s := localShell(t)
+	out, err := s.Run(context.Background(), leftoversScript(t.TempDir(), []string{tmp}, "/nonexistent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := parseLeftovers(string(out), live)
+	slices.Sort(got[dead].tmp)
+	want := map[string]*leftovers{dead: {tmp: deads}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("leftovers %v, want %v (script said %q)", got, want, out)
+	}
+	all, _ := filepath.Glob(filepath.Join(tmp, "*"))
+	n, err := removeTmp(context.Background(), s, dead, all)
+	if err != nil || n != "2" {
+		t.Errorf("removed %s (%v), want 2", n, err)
+	}
+	left, _ := filepath.Glob(filepath.Join(tmp, "*"))
+	if want := slices.DeleteFunc(all, func(d string) bool { return slices.Contains(deads, d) }); !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
+	}
+}
+
+// The service's own TMPDIR is found from its process, by its socket.
+func TestTmpDirsOfTheService(t *testing.T) {
+	tmp := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "podman.sock")
+	podman := filepath.Join(t.TempDir(), "podman")
+	os.Symlink("/bin/sh", podman)
+	cmd := exec.Command(podman, "-c", "sleep 30; :", "sh", "unix://"+sock)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	out, err := localShell(t).Run(context.Background(), tmpDirsScript([]string{"/var/tmp"}, sock)+"tmpdirs\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(out)); !slices.Equal(got, []string{"/var/tmp", tmp}) {
+		t.Errorf("temporary directories %q, want /var/tmp and the service's TMPDIR %s", got, tmp)
+	}
+}
+
+// A dead run's reaping removes its marked temporary directories.
+func TestReapRemovesTmp(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	dead := "0123456789ab"
+	tmp, deads := tmpTree(t, dead, "ba9876543210")
+	r := NewRunner(Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r.stop = func(context.Context, *conn.Session, string, node.Kind, bool) (string, error) { return "", nil }
+	r.reapRun(localShell(t), nil, node.Kind{}, dead, &leftovers{tmp: deads})
+	for _, d := range deads {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%s is left", d)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "libpod_builder3", "tarBall")); err != nil {
+		t.Errorf("the user's upload went: %v", err)
+	}
+}
