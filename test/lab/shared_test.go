@@ -606,3 +606,63 @@ func relPrivateServiceDir(t *testing.T, p *relProc) string {
 	}
 	return m[1]
 }
+
+// On a rootless node (lab-rootless: podman 4.3.1 as user farmlab, whose
+// temporary directory is this machine's /var/tmp, shared with the rootful
+// nodes): farm-build SIGKILLed mid-upload leaves its partial upload there,
+// owned by farmlab. A run on a rootful node (lab-1, as root) leaves it
+// alone: it is not its user's, and farmlab's runs have their leases in
+// farmlab's home. The next run on lab-rootless removes it.
+func TestRootlessDeadUploadRemovedByTheNextRun(t *testing.T) {
+	kindNodes(t)
+	plan := filepath.Join(t.TempDir(), "plan.jsonl")
+	if r := run(t, nil, "farm-nodes --node lab-rootless "+kindsTimeout+" | farm-plan --platforms linux/amd64 > "+plan); r.code != 0 {
+		t.Fatalf("planning on lab-rootless: exit %d", r.code)
+	}
+	ctxDir := relContext(t, map[string]string{"Containerfile": nonceFile})
+	relRandomFile(t, filepath.Join(ctxDir, "big"), 64<<20)
+	tag := "localhost/farm-test/rootless-dead-upload:" + relNonce()
+	b := relStart(t, nil, relOpen(t, plan), "farm-build", "--progress", "plain", "--log-level", "debug", "-t", tag, "--build-arg", "NONCE="+relNonce(), ctxDir)
+	runB := relRunOf(t, b)
+	var dir string
+	for deadline := time.Now().Add(2 * time.Minute); dir == "" && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if dirs := relDirsOf(relMarkedUploads("/var/tmp"), runB); len(dirs) == 1 {
+			dir = dirs[0]
+		}
+	}
+	b.cmd.Process.Kill()
+	b.wait(t, time.Minute)
+	st, err := os.Stat(dir)
+	if dir == "" || err != nil || st.Sys().(*syscall.Stat_t).Uid == 0 || fileExists(filepath.Join(dir, "build")) {
+		t.Fatalf("the test needs farm-build's partial upload on lab-rootless, farmlab's, not unpacked (%q: %v)", dir, err)
+	}
+	rootful := run(t, nil, fmt.Sprintf("farm-build --progress plain -t %s --build-arg NONCE=%s %s < %s", tag, relNonce(), relContext(t, map[string]string{"Containerfile": nonceFile}), relPins(t, "linux/amd64=lab-1")))
+	if _, err := os.Stat(dir); rootful.code != 0 || err != nil {
+		t.Fatalf("a run on lab-1 (exit %d) removed farmlab's upload: %v", rootful.code, err)
+	}
+	next := run(t, nil, fmt.Sprintf("farm-build --progress plain -t %s --build-arg NONCE=%s %s < %s", tag, relNonce(), ctxDir, plan))
+	if next.code != 0 {
+		t.Errorf("the next run on lab-rootless: exit %d", next.code)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("the next run on lab-rootless left the dead run's upload %s", dir)
+	}
+	t.Cleanup(func() { exec.Command("podman", "rmi", tag+"-linux-amd64").Run() })
+}
+
+// relMarkedUploads maps the upload directories in tmp to the farm run each
+// names ("" for none).
+func relMarkedUploads(tmp string) map[string]string {
+	out := map[string]string{}
+	balls, _ := filepath.Glob(filepath.Join(tmp, "libpod_builder*", "tarBall"))
+	for _, ball := range balls {
+		out[filepath.Dir(ball)] = ""
+		if f, err := os.Open(ball); err == nil {
+			if zr, err := gzip.NewReader(f); err == nil && strings.HasPrefix(zr.Comment, "farm-run ") {
+				out[filepath.Dir(ball)] = strings.TrimPrefix(zr.Comment, "farm-run ")
+			}
+			f.Close()
+		}
+	}
+	return out
+}
