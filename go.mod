@@ -3,6 +3,7 @@ module github.com/farm-build/farm
 go 1.26.8
 
 require (
+	github.com/blang/semver/v4 v4.0.0
 	github.com/containerd/containerd v1.7.9
 	github.com/containers/buildah v1.33.8
 	github.com/containers/common v0.57.5
@@ -35,7 +36,6 @@ require (
 	github.com/aead/serpent v0.0.0-20160714141033-fba169763ea6 // indirect
 	github.com/asaskevich/govalidator v0.0.0-20230301143203-a9d515a09cc2 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
-	github.com/blang/semver/v4 v4.0.0 // indirect
 	github.com/cespare/xxhash/v2 v2.2.0 // indirect
 	github.com/checkpoint-restore/checkpointctl v1.1.0 // indirect
 	github.com/checkpoint-restore/go-criu/v7 v7.0.0 // indirect

@@ -316,3 +316,41 @@ func TestSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerCache: --layer-cache farm asks for the farm-wide layer cache;
+// what it cannot work with is refused before anything is sent.
+func TestLayerCache(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		farm bool
+		err  string
+	}{
+		{nil, false, ""},
+		{[]string{"--layer-cache", "node"}, false, ""},
+		{[]string{"--layer-cache", "farm"}, true, ""},
+		{[]string{"--layer-cache", "everywhere"}, false, `--layer-cache "everywhere": want node or farm`},
+		{[]string{"--layer-cache", "farm", "--push"}, false, "which --push does not run"},
+		{[]string{"--layer-cache", "farm", "--cache-from", "r.example/c"}, false, "sets --cache-from itself"},
+		{[]string{"--layer-cache", "farm", "--cache-to", "r.example/c"}, false, "sets --cache-to itself"},
+	} {
+		s, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var spec dispatch.Spec
+		app := &cli.App{Flags: Flags(s), Action: func(c *cli.Context) (err error) {
+			spec, _, err = Spec(c, s)
+			return err
+		}}
+		err = app.Run(append([]string{"farm-build", "-t", "x"}, tc.args...))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || spec.FarmCache != tc.farm {
+			t.Errorf("%q: error %v, farm cache %v; want %v", tc.args, err, spec.FarmCache, tc.farm)
+		}
+	}
+}

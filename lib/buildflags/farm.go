@@ -36,6 +36,7 @@ func Flags(s *Set) []cli.Flag {
 		&cli.StringFlag{Name: "archive-format", Value: transfer.DockerArchive, Usage: "how images travel back, `FORMAT`: docker-archive (uncompressed layers: fastest on a LAN) or oci-archive (gzipped on the node: better on a slow link)"},
 		&cli.StringFlag{Name: "transfer-compression", Value: transfer.CompressionAuto, Usage: "with the registry transfer: how nodes compress the layers they push, `FORMAT`: gzip, zstd, or auto (see docs/transfer.md)"},
 		&cli.DurationFlag{Name: "transfer-cache-max-age", Value: transfer.DefaultCacheMaxAge, Usage: "with the registry transfer: before serving, prune pushes older than this `DURATION` from its cache (~/.cache/farm/registry), then garbage-collect their layers; skipped while another run uses the cache"},
+		&cli.StringFlag{Name: "layer-cache", Value: LayerCacheNode, Usage: "where builds find the layers of earlier builds, `WHERE`: node (each node's own layer cache, as podman build) or farm (also one cache all nodes share, in the transfer registry on this machine: every step a node builds is pushed there and a build on any node pulls the steps it finds instead of running them, as podman build --cache-to/--cache-from; the build then reaches registries with --tls-verify=false)"},
 		&cli.StringFlag{Name: "transfer", Value: transfer.ModeAuto, Usage: "how images come back, `MODE`: registry (each node pushes through its SSH connection to a registry farm-build runs on 127.0.0.1: only layers the local store lacks cross the link; a local store behind SSH pulls through a forward on its own connection), archive (the whole image every time), or auto (registry where the node's SSH allows port forwarding and the local store reaches the registry, probed once per run, else archive, saying why)"},
 		&cli.StringSliceFlag{Name: "preconnect", Usage: "connect to the system connections `NAME`[,NAME...] at once, while farm-nodes and farm-plan still work, rather than when the plan names them: the nodes the plan is expected to use (farm build passes its --node); a name the plan does not use costs one connection (default: none)"},
 		&cli.StringFlag{Name: "preconnect-farm", Usage: "as --preconnect, for every node of the farm `NAME` from containers.conf, which farm build passes from its --farm (default: none)"},
@@ -66,7 +67,7 @@ func Spec(c *cli.Context, s *Set) (dispatch.Spec, []buildctx.Extra, error) {
 	if err != nil {
 		return dispatch.Spec{}, nil, err
 	}
-	return dispatch.Spec{Options: *opts, Secrets: sent}, secrets, nil
+	return dispatch.Spec{Options: *opts, Secrets: sent, FarmCache: c.String("layer-cache") == LayerCacheFarm}, secrets, nil
 }
 
 // secrets checks each --secret as podman does and rewrites its src as
@@ -153,6 +154,32 @@ func checkFarmFlags(c *cli.Context) error {
 	}
 	if err := transfer.CheckCompression(c.String("transfer-compression")); err != nil {
 		return fmt.Errorf("--transfer-compression: %w", err)
+	}
+	return checkLayerCache(c)
+}
+
+// --layer-cache values.
+const (
+	LayerCacheNode = "node"
+	LayerCacheFarm = "farm"
+)
+
+// checkLayerCache refuses what the farm-wide layer cache cannot do.
+func checkLayerCache(c *cli.Context) error {
+	switch c.String("layer-cache") {
+	case LayerCacheNode:
+		return nil
+	case LayerCacheFarm:
+	default:
+		return fmt.Errorf("--layer-cache %q: want node or farm", c.String("layer-cache"))
+	}
+	if c.Bool("push") {
+		return fmt.Errorf("--layer-cache farm keeps the cache in the transfer registry, which --push does not run; use --cache-to/--cache-from with a registry of yours")
+	}
+	for _, f := range []string{"cache-from", "cache-to"} {
+		if c.IsSet(f) {
+			return fmt.Errorf("--layer-cache farm sets --%s itself (to the transfer registry); give one or the other", f)
+		}
 	}
 	return nil
 }

@@ -1,13 +1,14 @@
 package dispatch
 
 import (
-	"github.com/containers/image/v5/docker/reference"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/blang/semver/v4"
 	"github.com/containers/buildah/define"
+	"github.com/containers/image/v5/docker/reference"
 	"github.com/containers/podman/v4/pkg/domain/entities"
 	"github.com/farm-build/farm/lib/fault"
 	"github.com/farm-build/farm/lib/platform"
@@ -154,4 +155,67 @@ func TestCgroupParent(t *testing.T) {
 	if a == b || !regexp.MustCompile(`^farm-[0-9a-f]{20}$`).MatchString(a) || !strings.HasPrefix(b, "farm-"+run) {
 		t.Errorf("job ids must be unique, farm- then 20 hex digits, the run's 12 first: %s %s (run %s)", a, b, run)
 	}
+}
+
+// TestParamsCache: the farm-wide layer cache is sent as --cache-from and
+// --cache-to, with TLS off (plain HTTP on the node's 127.0.0.1), in the
+// form the node's podman reads: a JSON list from 4.4 on, one plain
+// repository before (4.3.1 answers a list with 400).
+func TestParamsCache(t *testing.T) {
+	const farm = "127.0.0.1:23001/farm-cache/linux-amd64"
+	theirs := func(repos ...string) *Spec {
+		s := &Spec{}
+		for _, r := range repos {
+			s.Options.CacheFrom = append(s.Options.CacheFrom, mustNamed(t, r))
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name           string
+		spec           *Spec
+		cache, version string
+		from, to, tls  string
+		err            string
+	}{
+		{"no cache", &Spec{}, "", "4.9.5", "", "", "", ""},
+		{"farm, podman 4.9", &Spec{}, farm, "4.9.5", `["` + farm + `"]`, `["` + farm + `"]`, "false", ""},
+		{"farm, podman 5.4", &Spec{}, farm, "5.4.2", `["` + farm + `"]`, `["` + farm + `"]`, "false", ""},
+		{"farm, podman 4.3", &Spec{}, farm, "4.3.1", farm, farm, "false", ""},
+		{"farm, version unknown", &Spec{}, farm, "", `["` + farm + `"]`, `["` + farm + `"]`, "false", ""},
+		{"theirs, podman 4.3", theirs("r.example/c"), "", "4.3.1", "r.example/c", "", "", ""},
+		{"theirs, podman 4.4", theirs("r.example/c"), "", "4.4.0", `["r.example/c"]`, "", "", ""},
+		{"two of theirs, podman 4.3", theirs("r.example/c", "r.example/d"), "", "4.3.1", "", "", "", "podman 4.3.1 on the node takes one --cache-from repository, not 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := request{spec: tc.spec, platform: platform.MustParse("linux/amd64"), tag: "r/x:1", cache: tc.cache}
+			if tc.version != "" {
+				v := semver.MustParse(tc.version)
+				req.version = &v
+			}
+			p, err := req.params()
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, want := range map[string]string{"cachefrom": tc.from, "cacheto": tc.to, "tlsVerify": tc.tls} {
+				if got := p.Get(k); got != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+		})
+	}
+}
+
+func mustNamed(t *testing.T, s string) reference.Named {
+	t.Helper()
+	n, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -70,14 +70,16 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 	if err != nil {
 		return nil, err
 	}
-	id, buildSeconds, err := r.build(ctx, on, plat, tag, kind)
+	cache, closeCache := r.farmCache(ctx, on, plat)
+	id, buildSeconds, err := r.build(ctx, on, plat, tag, kind, cache)
+	cacheIn, cacheOut := closeCache()
 	if err != nil {
 		return nil, err
 	}
 	img := &record.Image{
 		Platform: plat.String(), Node: n.Name, ID: id, Tag: r.cfg.Tag, Ref: tag,
 		Emulated: !native(n, plat), BuildSeconds: round(buildSeconds),
-		Transfer: "archive", BytesOut: r.cfg.ContextSize, Extra: job.Extra,
+		Transfer: "archive", BytesIn: cacheIn, BytesOut: r.cfg.ContextSize + cacheOut, Extra: job.Extra,
 	}
 	if r.cfg.Push != nil {
 		on.enter(record.PhasePush)
@@ -125,15 +127,17 @@ func (r *Runner) connect(ctx context.Context, n record.Node, on onNode) (onNode,
 }
 
 // build uploads the context and runs the build, in a cgroup of its own
-// where the node allows it and marked with its job id (see cgroup.go);
+// where the node allows it and marked with its job id (see cgroup.go),
+// with the farm-wide layer cache when cache names it;
 // whatever happens, what is left of it on the node is stopped.
-func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, tag string, kind node.Kind) (string, float64, error) {
+func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, tag string, kind node.Kind, cache string) (string, float64, error) {
 	jobID := newJobID(r.runID)
 	r.cfg.Log.Debug("building", "platform", plat.String(), "node", on.session.Target.Name, "job", jobID, "run", r.runID)
 	on.enter(record.PhaseUpload)
 	start := time.Now()
 	req := request{
 		spec: &r.cfg.Spec, platform: plat, tag: tag, marker: marker(jobID),
+		cache: cache, version: on.client.Version(),
 		context: markContext(r.cfg.Context(), r.runID), logLine: on.view.Log,
 		onUploaded: func() { on.clock.advance(on.view, record.PhaseUpload, record.PhaseBuild) },
 	}
@@ -167,7 +171,7 @@ func (r *Runner) pullBack(ctx context.Context, on onNode, img *record.Image) err
 		Platform: platform.MustParse(img.Platform), Format: r.cfg.Spec.Options.OutputFormat,
 		Note: on.view.Log, Watch: on.view.Watch,
 	})
-	img.BytesIn, img.BytesOut = res.In, img.BytesOut+res.Out
+	img.BytesIn, img.BytesOut = img.BytesIn+res.In, img.BytesOut+res.Out
 	if err != nil {
 		return err
 	}

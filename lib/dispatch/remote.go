@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/blang/semver/v4"
 	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/farm-build/farm/lib/fault"
 	"github.com/farm-build/farm/lib/platform"
@@ -23,11 +24,17 @@ import (
 
 // request is one POST /build.
 type request struct {
-	spec       *Spec
-	platform   platform.Platform
-	tag        string
-	cgroup     string
-	marker     string // a host entry naming the job, see marker()
+	spec     *Spec
+	platform platform.Platform
+	tag      string
+	cgroup   string
+	marker   string // a host entry naming the job, see marker()
+	// cache is the farm-wide layer cache's repository as the node reaches
+	// it (see transfer.Puller.CacheForward); empty: the node's own only.
+	cache string
+	// version is the node's podman (nil: unknown): before 4.4 the build
+	// API takes one --cache-from/--cache-to repository, as a plain string.
+	version    *semver.Version
 	context    io.Reader
 	logLine    func(string)
 	onUploaded func()

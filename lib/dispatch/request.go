@@ -2,10 +2,13 @@ package dispatch
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strconv"
 
+	"github.com/blang/semver/v4"
 	"github.com/containers/buildah/define"
+	"github.com/containers/image/v5/docker/reference"
 	"github.com/containers/image/v5/types"
 	"github.com/containers/podman/v4/pkg/domain/entities"
 	"github.com/docker/go-units"
@@ -25,6 +28,10 @@ type Spec struct {
 	// names the copy of the file carried in the context archive, as
 	// podman-remote does it.
 	Secrets []string
+	// FarmCache shares layers between nodes (--layer-cache farm): every
+	// build caches its steps in the transfer registry and looks there for
+	// steps another node built (--cache-to and --cache-from).
+	FarmCache bool
 }
 
 // Query returns the query parameters of POST /build for o, as
@@ -197,6 +204,37 @@ func stringParams(p url.Values, o *entities.BuildOptions, c *define.CommonBuildO
 	}
 }
 
+// podman44 is the first podman whose build API takes a JSON list of
+// --cache-from and --cache-to repositories (buildah 1.29); before, one
+// repository as a plain string.
+var podman44 = semver.MustParse("4.4.0")
+
+// cacheParamsFor sends cachefrom and cacheto as a node of version v reads
+// them: a podman older than 4.4 refuses a JSON list (400, "cacheFrom").
+func cacheParamsFor(p url.Values, v *semver.Version) error {
+	if v == nil || !v.LT(podman44) {
+		return nil
+	}
+	for _, c := range []struct{ name, flag string }{{"cachefrom", "--cache-from"}, {"cacheto", "--cache-to"}} {
+		if !p.Has(c.name) {
+			continue
+		}
+		var repos []string
+		if err := json.Unmarshal([]byte(p.Get(c.name)), &repos); err != nil {
+			return err
+		}
+		switch len(repos) {
+		case 0:
+			p.Del(c.name)
+		case 1:
+			p.Set(c.name, repos[0])
+		default:
+			return fmt.Errorf("podman %s on the node takes one %s repository, not %d (several need podman 4.4)", v, c.flag, len(repos))
+		}
+	}
+	return nil
+}
+
 // platformParams sends the platforms as images.Build does; farm gives every
 // job one.
 func platformParams(p url.Values, o *entities.BuildOptions) {
@@ -230,8 +268,23 @@ func (req request) params() (url.Values, error) {
 		common.AddHost = append(append([]string{}, common.AddHost...), req.marker)
 	}
 	o.CommonBuildOpts = &common
+	if req.cache != "" {
+		named, err := reference.ParseNormalizedNamed(req.cache)
+		if err != nil {
+			return nil, fmt.Errorf("the farm-wide layer cache %s: %w", req.cache, err)
+		}
+		o.CacheFrom, o.CacheTo = []reference.Named{named}, []reference.Named{named}
+	}
 	p, err := Query(&o)
 	if err != nil {
+		return nil, err
+	}
+	if req.cache != "" {
+		// The cache is the transfer registry, plain HTTP on the node's
+		// 127.0.0.1, as with `podman build --tls-verify=false`.
+		p.Set("tlsVerify", "false")
+	}
+	if err := cacheParamsFor(p, req.version); err != nil {
 		return nil, err
 	}
 	if len(req.spec.Containerfiles) > 0 {

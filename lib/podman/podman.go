@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/blang/semver/v4"
 	"github.com/containers/podman/v4/pkg/bindings"
 )
 
@@ -56,6 +57,10 @@ func (c *Client) URI() string {
 	}
 	return c.conn.URI.String()
 }
+
+// Version is the service's API version (podman's own version), as it
+// answered when the connection was made; nil when it did not say.
+func (c *Client) Version() *semver.Version { return bindings.ServiceVersion(c.values) }
 
 // Scheme is the URI's scheme: unix, tcp or ssh.
 func (c *Client) Scheme() string { return c.conn.URI.Scheme }

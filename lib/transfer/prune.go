@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/farm-build/farm/lib/filelock"
@@ -61,12 +62,55 @@ func pruneCache(ctx context.Context, dir string, maxAge time.Duration, log *slog
 			removed++
 		}
 	}
-	if removed == 0 {
+	entries, err := pruneLayerCache(dir, maxAge)
+	if err != nil {
+		return fmt.Errorf("pruning the farm-wide layer cache: %w", err)
+	}
+	if removed == 0 && entries == 0 {
 		return nil
 	}
 	if err := collectGarbage(ctx, dir); err != nil {
 		return fmt.Errorf("garbage-collecting the transfer registry cache %s: %w", dir, err)
 	}
-	log.Info("pruned the transfer registry cache", "dir", dir, "repositories", removed, "older than", maxAge)
+	log.Info("pruned the transfer registry cache", "dir", dir, "repositories", removed, "layer cache entries", entries, "older than", maxAge)
 	return nil
+}
+
+// pruneLayerCache removes the farm-wide layer cache's entries (see
+// CacheRepoPrefix) first pushed more than maxAge ago: each is a tag, one
+// build step's result under buildah's cache key, and the manifest revision
+// it names unless a tag that stays names it too. Garbage collection then
+// deletes the layers nothing else uses. A step built again after that is
+// pushed again. It returns how many entries it removed.
+func pruneLayerCache(dir string, maxAge time.Duration) (int, error) {
+	repos, _ := filepath.Glob(filepath.Join(dir, "docker", "registry", "v2", "repositories", CacheRepoPrefix, "*", "_manifests"))
+	removed := 0
+	for _, m := range repos {
+		tags, _ := os.ReadDir(filepath.Join(m, "tags"))
+		kept := map[string]bool{} // manifests that a remaining tag names
+		var gone []string
+		for _, tag := range tags {
+			tdir := filepath.Join(m, "tags", tag.Name())
+			link, _ := os.ReadFile(filepath.Join(tdir, "current", "link"))
+			if fi, err := os.Stat(tdir); err != nil || time.Since(fi.ModTime()) <= maxAge {
+				kept[string(link)] = true
+				continue
+			}
+			if err := os.RemoveAll(tdir); err != nil {
+				return removed, err
+			}
+			removed++
+			gone = append(gone, string(link))
+		}
+		for _, d := range gone {
+			hex, ok := strings.CutPrefix(d, "sha256:")
+			if !ok || kept[d] || strings.ContainsAny(hex, `/\.`) {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(m, "revisions", "sha256", hex)); err != nil {
+				return removed, err
+			}
+		}
+	}
+	return removed, nil
 }

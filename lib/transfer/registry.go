@@ -230,7 +230,11 @@ func fetchManifest(ctx context.Context, client *http.Client, base, repo, ref str
 // pushes left behind. (The registry's own purger waits up to an hour before
 // its first pass, longer than a run's registry lives.)
 func purgeUploads(dir string, age time.Duration) {
-	uploads, _ := filepath.Glob(filepath.Join(dir, "docker", "registry", "v2", "repositories", RepoPrefix, "*", "_uploads", "*"))
+	var uploads []string
+	for _, prefix := range []string{RepoPrefix, CacheRepoPrefix} {
+		u, _ := filepath.Glob(filepath.Join(dir, "docker", "registry", "v2", "repositories", prefix, "*", "_uploads", "*"))
+		uploads = append(uploads, u...)
+	}
 	for _, u := range uploads {
 		if fi, err := os.Stat(u); err == nil && time.Since(fi.ModTime()) > age {
 			os.RemoveAll(u)
