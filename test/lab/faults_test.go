@@ -358,7 +358,8 @@ func (w *relPrefixWriter) Write(p []byte) (int, error) {
 }
 
 // relPartialUploads lists the nodes' upload directories whose tarBall
-// starts with prefix: uploads of this very context.
+// starts with prefix once the run's mark (the gzip header's comment) is
+// taken out: uploads of this very context.
 func relPartialUploads(t *testing.T, prefix []byte) []string {
 	t.Helper()
 	var ours []string
@@ -368,10 +369,15 @@ func relPartialUploads(t *testing.T, prefix []byte) []string {
 		if err != nil {
 			continue
 		}
-		head := make([]byte, len(prefix))
+		head := make([]byte, len(prefix)+64)
 		n, _ := io.ReadFull(f, head)
 		f.Close()
-		if n == len(prefix) && bytes.Equal(head, prefix) {
+		head = head[:n]
+		if end := bytes.IndexByte(head[min(n, 10):], 0); n > 10 && head[3] == 0x10 && end >= 0 {
+			head = append(append([]byte{}, head[:10]...), head[10+end+1:]...)
+			head[3] = 0
+		}
+		if len(head) >= len(prefix) && bytes.Equal(head[:len(prefix)], prefix) {
 			ours = append(ours, filepath.Dir(ball))
 		}
 	}
