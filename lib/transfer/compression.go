@@ -26,10 +26,10 @@ func CheckCompression(c string) error {
 // Compression is how a node compresses the layers of an image it pushes
 // to the transfer registry: asked is --transfer-compression, format the
 // image's manifest type (the build's --format: OCI when empty). It is the
-// same on every link, measured (bench/RESULTS.md, P5): zstd moves fewer
-// bytes than gzip (41 MiB against 48 for P5's 69 MiB image) and costs less
-// CPU on both sides, so it is faster on a loopback link and on a 50 Mbit/s
-// one alike. Only an OCI image can have zstd layers: a push of a
+// same on every link, measured (docs/transfer.md, bench/p5.sh): zstd
+// moves fewer bytes than gzip (41 MiB against 48 for P5's 69 MiB image) and
+// costs less CPU to compress, so it is the better choice on a fast link,
+// where CPU is the cost, and on a slow one, where bytes are. Only an OCI image can have zstd layers: a push of a
 // docker-format image with zstd converts its manifest to OCI and rewrites
 // its config, which is another image (and the check after the push would
 // refuse it), so such an image gets gzip whatever was asked. A node whose

@@ -40,7 +40,7 @@ func push(ctx context.Context, c *podman.Client, id, dest, compression string) (
 	params.Set("tlsVerify", "false")
 	params.Set("compressionFormat", compression)
 	// A layer the registry has in another compression is reused, not
-	// compressed and sent again (podman >= 4.7 forces the format when
+	// compressed and sent again (podman 4.9 and 5 force the format when
 	// compressionFormat is given, unless told not to; 4.3 never forces).
 	params.Set("forceCompressionFormat", "false")
 	// quiet=false: podman >= 4.2 then streams progress and, above all, the

@@ -95,7 +95,7 @@ func TestTransferSecondRunMovesOnlyTheChangedLayer(t *testing.T) {
 	if second.ID == first.ID {
 		t.Fatal("the changed file did not change the image")
 	}
-	// The changed layer (16 KiB of random bytes: gzip cannot shrink it),
+	// The changed layer (16 KiB of random bytes: zstd cannot shrink it),
 	// plus the config, the manifest and the HTTP requests of the push.
 	if second.Transfer != "registry" || second.BytesIn < changed || second.BytesIn > changed+64<<10 {
 		t.Errorf("second run: transfer %q, bytes_in %d; want about the changed layer (%d bytes), far below the %d-byte base",
