@@ -219,3 +219,33 @@ func mustNamed(t *testing.T, s string) reference.Named {
 	}
 	return n
 }
+
+// TestCacheWatch: a build's log passes through unchanged, and the entries
+// it pulled from its own cache repository are noted (to drop their names
+// on the node afterwards); a farm-cache line of another repository is not.
+func TestCacheWatch(t *testing.T) {
+	const repo = "127.0.0.1:23001/farm-cache/linux-amd64"
+	key := strings.Repeat("ab", 32)
+	c := &cacheUse{repo: repo}
+	var got []string
+	log := c.watch(func(line string) { got = append(got, line) })
+	lines := []string{
+		"STEP 2/3: COPY nonce /nonce",
+		"--> Cache pulled from remote " + repo + ":" + key,
+		"--> Cache pulled from remote 127.0.0.1:23002/farm-cache/linux-amd64:" + key,
+		"--> Pushing cache " + repo + ":" + key,
+	}
+	for _, l := range lines {
+		log(l)
+	}
+	if !reflect.DeepEqual(got, lines) {
+		t.Errorf("log lines %q, want %q", got, lines)
+	}
+	if want := []string{repo + ":" + key}; !reflect.DeepEqual(c.pulled, want) {
+		t.Errorf("pulled %q, want %q", c.pulled, want)
+	}
+	var none *cacheUse
+	if none.name() != "" || none.watch(nil) != nil {
+		t.Error("no cache: want no repository and the log as it was")
+	}
+}

@@ -70,9 +70,9 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 	if err != nil {
 		return nil, err
 	}
-	cache, closeCache := r.farmCache(ctx, on, plat)
+	cache := r.farmCache(ctx, on, plat)
 	id, buildSeconds, err := r.build(ctx, on, plat, tag, kind, cache)
-	cacheIn, cacheOut := closeCache()
+	cacheIn, cacheOut := cache.close(ctx, r, on)
 	if err != nil {
 		return nil, err
 	}
@@ -128,17 +128,17 @@ func (r *Runner) connect(ctx context.Context, n record.Node, on onNode) (onNode,
 
 // build uploads the context and runs the build, in a cgroup of its own
 // where the node allows it and marked with its job id (see cgroup.go),
-// with the farm-wide layer cache when cache names it;
+// with the farm-wide layer cache when there is one;
 // whatever happens, what is left of it on the node is stopped.
-func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, tag string, kind node.Kind, cache string) (string, float64, error) {
+func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, tag string, kind node.Kind, cache *cacheUse) (string, float64, error) {
 	jobID := newJobID(r.runID)
 	r.cfg.Log.Debug("building", "platform", plat.String(), "node", on.session.Target.Name, "job", jobID, "run", r.runID)
 	on.enter(record.PhaseUpload)
 	start := time.Now()
 	req := request{
 		spec: &r.cfg.Spec, platform: plat, tag: tag, marker: marker(jobID),
-		cache: cache, version: on.client.Version(),
-		context: markContext(r.cfg.Context(), r.runID), logLine: on.view.Log,
+		cache: cache.name(), version: on.client.Version(),
+		context: markContext(r.cfg.Context(), r.runID), logLine: cache.watch(on.view.Log),
 		onUploaded: func() { on.clock.advance(on.view, record.PhaseUpload, record.PhaseBuild) },
 	}
 	if kind.CgroupParentAllowed() {

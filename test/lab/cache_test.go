@@ -5,6 +5,7 @@ package lab
 import (
 	"fmt"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -44,6 +45,14 @@ func TestCacheRebuildOnAnotherNodeComesFromTheFarmCache(t *testing.T) {
 	lab2 := "unix://" + labVar(t, "FARM_LAB_2_SOCK")
 	if id := podman(t, "--url", lab2, "image", "inspect", second.Ref, "--format", "{{.Id}}"); id != first.ID {
 		t.Errorf("lab-2 holds %s as %s; want %s", second.Ref, id, first.ID)
+	}
+	// The pulled entries stay on lab-2 as its own layer cache, without the
+	// farm cache's names (REPO:KEY) the pulls gave them.
+	names := podman(t, "--url", lab2, "images", "--format", "{{.Repository}}:{{.Tag}}")
+	for _, m := range regexp.MustCompile(`Cache pulled from remote (\S+)`).FindAllStringSubmatch(r2.stderr, -1) {
+		if strings.Contains(names, m[1]) {
+			t.Errorf("lab-2 still names an image %s", m[1])
+		}
 	}
 }
 
