@@ -289,7 +289,7 @@ func (r *Runner) reap(ctx context.Context, s *conn.Session, client *podman.Clien
 		r.cfg.Log.Warn("cleaning up after dead runs", "node", s.Target.Name, "error", err)
 		return
 	}
-	out, err := s.Run(ctx, leftoversScript(info.Store.GraphRoot, []string{"/var/tmp"}, socketPath(s.Target.URI)))
+	out, err := s.Run(ctx, leftoversScript(info.Store.GraphRoot, r.tmpDirs, socketPath(s.Target.URI)))
 	if err != nil {
 		r.cfg.Log.Warn("cleaning up after dead runs", "node", s.Target.Name, "error", err)
 		return

@@ -65,6 +65,9 @@ type Runner struct {
 	// runID marks everything the run makes on nodes (see lease.go).
 	runID  string
 	leases leases
+	// tmpDirs are where podman keeps temporary files on a node besides its
+	// service's TMPDIR: its default, /var/tmp (tmpfiles.go).
+	tmpDirs []string
 
 	mu        sync.Mutex
 	platforms map[string]bool
@@ -77,7 +80,7 @@ type Runner struct {
 // NewRunner prepares a run.
 func NewRunner(cfg Config) *Runner {
 	r := &Runner{cfg: cfg, sessions: newSessionPool(cfg.SSH, cfg.Log), stop: stopJob, platforms: map[string]bool{},
-		runID: newRunID(), leases: leases{held: map[*conn.Session]*leaseEntry{}}}
+		runID: newRunID(), leases: leases{held: map[*conn.Session]*leaseEntry{}}, tmpDirs: []string{"/var/tmp"}}
 	if cfg.Jobs > 0 {
 		r.sem = make(chan struct{}, cfg.Jobs)
 	}

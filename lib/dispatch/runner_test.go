@@ -53,6 +53,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 		mutate(&cfg)
 	}
 	f.runner = NewRunner(cfg)
+	f.runner.tmpDirs = []string{t.TempDir()} // not this machine's /var/tmp
 	t.Cleanup(f.runner.Close)
 	f.runner.stop = func(_ context.Context, s *conn.Session, jobID string, _ node.Kind, kill bool) (string, error) {
 		f.mu.Lock()
