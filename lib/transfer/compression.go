@@ -25,20 +25,19 @@ func CheckCompression(c string) error {
 
 // Compression is how a node compresses the layers of an image it pushes
 // to the transfer registry: asked is --transfer-compression, format the
-// image's manifest type (the build's --format: OCI when empty). It is the
-// same on every link, measured (docs/transfer.md, bench/p5.sh): zstd
-// moves fewer bytes than gzip (41 MiB against 48 for P5's 69 MiB image) and
-// costs less CPU to compress, so it is the better choice on a fast link,
-// where CPU is the cost, and on a slow one, where bytes are. Only an OCI image can have zstd layers: a push of a
-// docker-format image with zstd converts its manifest to OCI and rewrites
-// its config, which is another image (and the check after the push would
-// refuse it), so such an image gets gzip whatever was asked. A node whose
-// podman ignores compressionFormat pushes gzip: still the image built.
+// image's manifest type (the build's --format: OCI when empty). auto is
+// gzip, what podman push does: an image pulled back with zstd layers keeps
+// them in its manifest in local storage, and `podman save --format
+// docker-archive` of it then fails ("zstd compression is not supported for
+// docker images"), which a podman build's image never does. zstd moves
+// fewer bytes (41 MiB against 48 for P5's 69 MiB image) and costs less CPU,
+// so it is there for whoever asks. Only an OCI image can have zstd layers:
+// a push of a docker-format image with zstd converts its manifest to OCI
+// and rewrites its config, which is another image, so such an image gets
+// gzip whatever was asked. A node whose podman ignores compressionFormat
+// pushes gzip: still the image built.
 func Compression(asked, format string) string {
-	if format == manifest.DockerV2Schema2MediaType {
-		return CompressionGzip
-	}
-	if asked == CompressionGzip {
+	if format == manifest.DockerV2Schema2MediaType || asked != CompressionZstd {
 		return CompressionGzip
 	}
 	return CompressionZstd

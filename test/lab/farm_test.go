@@ -23,7 +23,7 @@ func TestFarmBuildRunsThePipeline(t *testing.T) {
 	args := "--farm lab --node-timeout 2m --platforms linux/amd64,linux/arm64 -t " + image + " --cleanup test/lab/testdata/targetarch"
 	p := run(t, nil, "farm build --print "+args)
 	want := "farm-nodes --farm lab --timeout 2m0s | farm-plan --platforms linux/amd64,linux/arm64 | farm-build -t " + image +
-		" --cleanup test/lab/testdata/targetarch | farm-manifest"
+		" --cleanup --preconnect-farm lab test/lab/testdata/targetarch | farm-manifest"
 	if p.code != 0 || strings.TrimSpace(p.stdout) != want {
 		t.Fatalf("--print: exit %d\n%s\nwant\n%s", p.code, p.stdout, want)
 	}

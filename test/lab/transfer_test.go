@@ -456,26 +456,29 @@ func TestTransferConcurrentRunsShareTheCache(t *testing.T) {
 	}
 }
 
-// P5: the layer compression farm-build chooses by default
-// (--transfer-compression auto) is the same on every link: zstd for an OCI
-// image, from a podman 4.3.1 node and from a 5.4.2 one; gzip for a
-// docker-format image (zstd needs an OCI manifest: the push would convert
-// it and rewrite the config, which is another image). Each image arrives
-// intact: it runs here and holds the file it was built with.
+// P5: the layer compression of the registry transfer. The default
+// (--transfer-compression auto) is gzip, what podman push does: an image
+// with zstd layers in local storage cannot be saved as a docker-archive.
+// zstd when asked, from a podman 4.3.1 node and from a 5.4.2 one; gzip for
+// a docker-format image whatever was asked (zstd needs an OCI manifest: the
+// push would convert it and rewrite the config, which is another image).
+// Each image arrives intact: it runs here and holds the file it was built
+// with.
 func TestTransferCompressionPerImage(t *testing.T) {
-	for _, c := range []struct{ node, format, want string }{
-		{"lab-1", "oci", "zstd"}, {"lab-p5", "oci", "zstd"}, {"lab-1", "docker", "gzip"},
+	for _, c := range []struct{ node, format, asked, want string }{
+		{"lab-1", "oci", "auto", "gzip"}, {"lab-1", "oci", "zstd", "zstd"}, {"lab-p5", "oci", "zstd", "zstd"},
+		{"lab-1", "docker", "zstd", "gzip"},
 	} {
-		t.Run(c.node+"-"+c.format, func(t *testing.T) {
+		t.Run(c.node+"-"+c.format+"-"+c.asked, func(t *testing.T) {
 			plan := filepath.Join(t.TempDir(), "plan.jsonl")
 			if r := run(t, nil, fmt.Sprintf("farm-nodes --node %s --timeout 60s | scripts/examples/pin-platform.sh linux/amd64=%s > %s", c.node, c.node, plan)); r.code != 0 {
 				t.Fatalf("planning: exit %d", r.code)
 			}
 			dir := xferContext(t)
-			tag := "localhost/farm-test/xfer-compression-" + c.node + "-" + c.format + ":1"
+			tag := "localhost/farm-test/xfer-compression-" + c.node + "-" + c.format + "-" + c.asked + ":1"
 			removeLocal(t, tag+"-linux-amd64")
 			img, r := buildImage(t, []string{"XDG_CACHE_HOME=" + t.TempDir()}, plan, tag, dir,
-				"--cleanup", "--format", c.format, "--build-arg", "NONCE="+relNonce())
+				"--cleanup", "--format", c.format, "--transfer-compression", c.asked, "--build-arg", "NONCE="+relNonce())
 			if img.Transfer != "registry" || !strings.Contains(r.stderr, "; "+c.want+" layers)") {
 				t.Errorf("want a registry transfer of %s layers, got %q", c.want, img.Transfer)
 			}
