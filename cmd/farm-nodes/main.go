@@ -113,22 +113,9 @@ func options(c *cli.Context) (node.RunOptions, error) {
 		return node.RunOptions{}, err
 	}
 	return node.RunOptions{
-		Stage: c.App.Name, Nodes: splitList(c.StringSlice("node")), Farm: c.String("farm"), Local: c.Bool("local"), Table: format != "json", Wide: format == "wide",
+		Stage: c.App.Name, Nodes: conn.SplitList(c.StringSlice("node")), Farm: c.String("farm"), Local: c.Bool("local"), Table: format != "json", Wide: format == "wide",
 		Probe: node.Options{Timeout: c.Duration("timeout"), SSH: conn.DefaultSSHOptions(), Declared: declared},
 	}, nil
-}
-
-// splitList accepts both --node a,b and --node a --node b.
-func splitList(values []string) []string {
-	var out []string
-	for _, v := range values {
-		for _, item := range strings.Split(v, ",") {
-			if item = strings.TrimSpace(item); item != "" {
-				out = append(out, item)
-			}
-		}
-	}
-	return out
 }
 
 func parseDeclared(values []string) (map[string][]string, error) {
@@ -138,7 +125,7 @@ func parseDeclared(values []string) (map[string][]string, error) {
 		if !ok || name == "" || plats == "" {
 			return nil, stage.Usagef("--emulate %q: want NODE=PLATFORM[,PLATFORM]", v)
 		}
-		out[name] = append(out[name], splitList([]string{plats})...)
+		out[name] = append(out[name], conn.SplitList([]string{plats})...)
 	}
 	return out, nil
 }

@@ -187,12 +187,8 @@ func checkLayerCache(c *cli.Context) error {
 // Preconnect resolves --preconnect and --preconnect-farm to the system
 // connections farm-nodes would use for --node and --farm.
 func Preconnect(c *cli.Context) ([]conn.Target, error) {
-	var nodes []string
-	for _, v := range c.StringSlice("preconnect") {
-		// farm-build does not split lists on commas (build args hold them).
-		nodes = append(nodes, strings.Split(v, ",")...)
-	}
-	farm := c.String("preconnect-farm")
+	// farm-build does not split lists on commas (build args hold them).
+	nodes, farm := conn.SplitList(c.StringSlice("preconnect")), c.String("preconnect-farm")
 	if len(nodes) == 0 && farm == "" {
 		return nil, nil
 	}

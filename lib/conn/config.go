@@ -185,6 +185,20 @@ func (inv *Inventory) Select(nodes []string, farm string) ([]Target, error) {
 	return out, nil
 }
 
+// SplitList reads a flag's list given either way a podman user would:
+// --node a,b or --node a --node b.
+func SplitList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+	}
+	return out
+}
+
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 func listOrNone(items []string) string {
