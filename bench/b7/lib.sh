@@ -35,3 +35,13 @@ wait_node() {
 
 # new_app: the 1 MiB file that changes before every build.
 new_app() { head -c "$APP_BYTES" /dev/urandom >"$OUT/ctx/app.bin"; }
+
+# forget_app: local storage loses every image the runs brought (their ids
+# are in $OUT/ids), and with them the base's layers: nothing else uses
+# them, so the next cold run must bring it all.
+forget_app() {
+	[[ -s $OUT/ids ]] || return 0
+	# shellcheck disable=SC2046 # image ids, one word each
+	podman rmi -f $(sort -u "$OUT/ids") >/dev/null 2>&1 || true
+	: >"$OUT/ids"
+}
