@@ -666,3 +666,64 @@ func relMarkedUploads(tmp string) map[string]string {
 	}
 	return out
 }
+
+// On podman 5 (lab-p5, podman 5.4), the service unpacks the upload as it
+// arrives, into libpod_builder*/build/ (there is no tarBall: the gzip
+// header's mark never reaches the disk). It removes the directory when the
+// request ends, also when its client dies; a service killed mid-build leaves
+// it. Run A: its node's service killed mid-build (its RUN step goes on), then
+// A SIGKILLed; the service restarted. While run L builds there, and a
+// user's unpacked context (no mark) sits next to them, the next run, C,
+// removes A's directory, and neither L's nor the user's.
+func TestPodman5DeadRunsContextRemovedByTheNextRun(t *testing.T) {
+	kindNodes(t)
+	tmp := filepath.Join(labDir(), "base", "trixie", "var", "tmp")
+	users := filepath.Join(tmp, "libpod_builder-users-"+relNonce())
+	os.MkdirAll(filepath.Join(users, "build"), 0o700)
+	os.WriteFile(filepath.Join(users, "build", "Containerfile"), []byte("FROM scratch\n"), 0o600)
+	t.Cleanup(func() { os.RemoveAll(users) })
+	plan := filepath.Join(t.TempDir(), "plan.jsonl")
+	if r := run(t, nil, "farm-nodes --node lab-p5 "+kindsTimeout+" | farm-plan --platforms linux/amd64 > "+plan); r.code != 0 {
+		t.Fatalf("planning on lab-p5: exit %d", r.code)
+	}
+	tag := "localhost/farm-test/p5-dead-context:" + relNonce()
+	t.Cleanup(func() { exec.Command("podman", "rmi", tag+"-linux-amd64").Run() })
+	start := func(sleep, nonce string) (*relProc, string) {
+		ctxDir := relContext(t, map[string]string{"Containerfile": relSleepFile, nonce: nonce})
+		p := relStart(t, nil, relOpen(t, plan), "farm-build", "--progress", "plain", "--log-level", "debug", "-t", tag,
+			"--build-arg", "NONCE="+relNonce(), "--build-arg", "SLEEP="+sleep, ctxDir)
+		relWaitFor(t, p, p.stderr, "started-", 2*time.Minute)
+		dirs, _ := filepath.Glob(filepath.Join(tmp, "libpod_builder*", "build", nonce))
+		if len(dirs) != 1 {
+			t.Fatalf("the test needs the run's unpacked context on lab-p5 (%s): %v", nonce, dirs)
+		}
+		return p, filepath.Dir(filepath.Dir(dirs[0]))
+	}
+	a, dirA := start("271", "a-"+relNonce())
+	runA := relRunOf(t, a)
+	lab(t, "node-stop", "lab-p5")
+	t.Cleanup(func() { lab(t, "node-start", "lab-p5") })
+	a.cmd.Process.Kill()
+	a.wait(t, time.Minute)
+	lab(t, "node-start", "lab-p5")
+	if !fileExists(dirA) {
+		t.Fatalf("the test needs dead run A's unpacked context left on lab-p5 (%s)", dirA)
+	}
+	live, dirL := start("93", "l-"+relNonce())
+	r := run(t, nil, fmt.Sprintf("farm-build --progress plain -t %s --build-arg NONCE=%s --build-arg SLEEP=0 %s < %s",
+		tag, relNonce(), relContext(t, map[string]string{"Containerfile": relSleepFile}), plan))
+	if r.code != 0 {
+		t.Errorf("run C: exit %d:\n%s", r.code, r.stderr)
+	}
+	if fileExists(dirA) || !regexp.MustCompile(`cleaned up after a dead run.* run=`+runA+`.* "temporary directories"=[1-9]`).MatchString(r.stderr) {
+		t.Errorf("run C left dead run A's unpacked context %s, or did not say it removed it:\n%s", dirA, r.stderr)
+	}
+	if !fileExists(filepath.Join(dirL, "build")) {
+		t.Errorf("run C removed the live run L's context %s", dirL)
+	}
+	if !fileExists(filepath.Join(users, "build", "Containerfile")) {
+		t.Errorf("run C removed the user's unmarked directory %s", users)
+	}
+	live.cmd.Process.Signal(syscall.SIGINT)
+	live.wait(t, time.Minute)
+}
