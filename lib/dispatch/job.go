@@ -135,10 +135,11 @@ func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, t
 	r.cfg.Log.Debug("building", "platform", plat.String(), "node", on.session.Target.Name, "job", jobID, "run", r.runID)
 	on.enter(record.PhaseUpload)
 	start := time.Now()
+	body, runMark := markContext(r.cfg.Context(), r.runID)
 	req := request{
 		spec: &r.cfg.Spec, platform: plat, tag: tag, marker: marker(jobID),
-		cache: cache.name(), version: on.client.Version(),
-		context: markContext(r.cfg.Context(), r.runID), logLine: cache.watch(on.view.Log),
+		cache: cache.name(), version: on.client.Version(), runMark: runMark,
+		context: body, logLine: cache.watch(on.view.Log),
 		onUploaded: func() { on.clock.advance(on.view, record.PhaseUpload, record.PhaseBuild) },
 	}
 	if kind.CgroupParentAllowed() {

@@ -266,7 +266,9 @@ func parseLeftovers(out string, own string) map[string]*leftovers {
 			runs[run] = l
 		}
 		if dir, ok := strings.CutPrefix(what, "tmp "); ok {
-			l.tmp = append(l.tmp, dir)
+			if !slices.Contains(l.tmp, dir) { // podman 4's upload has two marks
+				l.tmp = append(l.tmp, dir)
+			}
 		} else if what != "-" && !slices.Contains(l.ctrs, what) {
 			l.ctrs = append(l.ctrs, what)
 		}

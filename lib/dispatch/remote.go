@@ -29,6 +29,7 @@ type request struct {
 	tag      string
 	cgroup   string
 	marker   string // a host entry naming the job, see marker()
+	runMark  string // the context's mark file, sent as a secret (tmpfiles.go)
 	// cache is the farm-wide layer cache's repository as the node reaches
 	// it (see transfer.Puller.CacheForward); empty: the node's own only.
 	cache string

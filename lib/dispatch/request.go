@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/blang/semver/v4"
@@ -294,8 +295,12 @@ func (req request) params() (url.Values, error) {
 		}
 		p.Set("dockerfile", string(files))
 	}
-	if len(req.spec.Secrets) > 0 {
-		secrets, err := json.Marshal(req.spec.Secrets)
+	secrets := req.spec.Secrets
+	if req.runMark != "" {
+		secrets = append(slices.Clip(secrets), "id="+req.runMark+",src="+req.runMark)
+	}
+	if len(secrets) > 0 {
+		secrets, err := json.Marshal(secrets)
 		if err != nil {
 			return nil, err
 		}

@@ -1,12 +1,15 @@
 package dispatch
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/farm-build/farm/lib/conn"
 )
@@ -16,10 +19,17 @@ import (
 // when the upload of the context breaks off (the run killed, its
 // connection gone):
 //
-//   - libpod_builder*/: the uploaded context, kept verbatim in tarBall
-//     and unpacked in build/. farm-build puts its run's id in the gzip
-//     header's comment (markContext), at a fixed place in the first bytes,
-//     so the directory names the run that sent it.
+//   - libpod_builder*/: the uploaded context. Podman 4 keeps it verbatim in
+//     tarBall, then unpacks it in build/; podman 5 unpacks it into build/
+//     as it arrives (no tarBall), and removes the directory when the
+//     request ends, unless the service dies first. farm-build marks its
+//     context twice (markContext): its run's id is the comment of the first
+//     gzip header, at a fixed place in the first bytes (tarBall), and the
+//     first file of the archive is farm-run-RUN (runMarkFile), sent as a
+//     secret: the service unpacks it first into build/ and moves it to
+//     libpod_builder*/ before the build starts (as it does every secret of
+//     a remote build), so the build never sees it, and the directory names
+//     the run from the first entry unpacked until it is removed.
 //   - buildah*/: a RUN step's runtime bundle; its hosts file has the job's
 //     host entry, farm-RUNJOB.invalid (cgroup.go).
 //
@@ -34,20 +44,35 @@ import (
 // contextMark is the gzip comment of run's build context.
 func contextMark(run string) string { return "farm-run " + run }
 
-// markContext returns the build context r, a gzip stream whose header has
-// no optional field (as lib/buildctx writes it), with run's mark as the
-// header's comment (FCOMMENT, which extraction ignores: the tar stream is
-// the same; the 22 bytes are not counted in the image record's bytes_out,
-// the context's size). Another stream passes as is.
-func markContext(r io.Reader, run string) io.Reader {
-	head := make([]byte, 10)
+// runMarkFile is the name of the file that marks run's build context.
+func runMarkFile(run string) string { return "farm-run-" + run }
+
+// markContext returns the build context r, a gzip stream, with run's
+// marks (see above) in a gzip member of its own put before it (a gzip
+// reader reads the members as one stream, as podman's does), and the name
+// of the mark file, which the request must send as a secret. The mark is
+// not counted in the image record's bytes_out, the context's size. Another
+// stream passes as is, and the name is "".
+func markContext(r io.Reader, run string) (io.Reader, string) {
+	head := make([]byte, 3)
 	n, err := io.ReadFull(r, head)
-	if err != nil || head[0] != 0x1f || head[1] != 0x8b || head[2] != 8 || head[3] != 0 {
-		return io.MultiReader(bytes.NewReader(head[:n]), r)
+	rest := io.MultiReader(bytes.NewReader(head[:n]), r)
+	if err != nil || head[0] != 0x1f || head[1] != 0x8b || head[2] != 8 {
+		return rest, ""
 	}
-	head[3] = 0x10 // FCOMMENT
-	mark := contextMark(run) + "\x00"
-	return io.MultiReader(bytes.NewReader(head), strings.NewReader(mark), r)
+	var b bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+	zw.Comment = contextMark(run)
+	tw := tar.NewWriter(zw)
+	body := contextMark(run) + "\n"
+	if err := tw.WriteHeader(&tar.Header{Name: runMarkFile(run), Mode: 0o600, Size: int64(len(body)),
+		Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0), Format: tar.FormatUSTAR}); err != nil {
+		panic(err) // a fixed, valid header
+	}
+	io.WriteString(tw, body)
+	tw.Flush() // no end of archive: the context's entries follow
+	zw.Close()
+	return io.MultiReader(&b, rest), runMarkFile(run)
 }
 
 // markFuncScript defines mark DIR, which prints the id of the farm run
@@ -55,6 +80,10 @@ func markContext(r io.Reader, run string) io.Reader {
 const markFuncScript = `mark() {
 	case ${1##*/} in libpod_builder*|buildah*) ;; *) return 0 ;; esac
 	[ -O "$1" ] || return 0
+	for f in "$1"/build/farm-run-* "$1"/farm-run-*; do
+		r=${f##*/farm-run-}
+		case $r in *[!0-9a-f]*) continue ;; ????????????) echo "$r"; return 0 ;; esac
+	done
 	if [ -f "$1/tarBall" ]; then
 		[ "$(head -c 4 "$1/tarBall" | od -An -tx1 | tr -d ' \n')" = 1f8b0810 ] || return 0
 		m=$(head -c 32 "$1/tarBall" | tail -c 22 | tr '\0' '\n' | head -n 1)
@@ -86,8 +115,9 @@ func tmpDirsScript(fixed []string, socket string) string {
 }
 
 // tmpLeftoversScript lists "RUN tmp DIR" for each temporary directory of
-// the node's user that looks marked (see leftoversScript). It reads 32
-// bytes of each upload and each bundle's hosts file, with a few processes
+// the node's user that looks marked (see leftoversScript). It lists the
+// uploads' mark files, and reads 32 bytes of each tarBall and each
+// bundle's hosts file, with a few processes
 // per temporary directory (a node may have many leftovers, and its load
 // may be high); removeTmpScript checks each mark exactly before it removes
 // anything.
@@ -106,6 +136,11 @@ func tmpLeftoversScript(fixed []string, socket string) string {
 		:mark
 		G
 		s/ tmp \n/ tmp /p'
+	for f in "$d"/libpod_builder*/build/farm-run-* "$d"/libpod_builder*/farm-run-*; do
+		r=${f##*/farm-run-} b=${f%/farm-run-*}
+		b=${b%/build}
+		case $r in *[!0-9a-f]*) continue ;; ????????????) [ -O "$b" ] && echo "$r tmp $b" ;; esac
+	done
 	set --
 	for t in "$d"/buildah*/hosts; do
 		[ -O "$t" ] && set -- "$@" "$t"

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -25,7 +26,8 @@ import (
 func tarBall(t *testing.T, comment string) []byte {
 	t.Helper()
 	if run, ok := strings.CutPrefix(comment, "farm-run "); ok && len(run) == 12 {
-		b, _ := io.ReadAll(markContext(bytes.NewReader(tarBall(t, "")), run))
+		m, _ := markContext(bytes.NewReader(tarBall(t, "")), run)
+		b, _ := io.ReadAll(m)
 		return b
 	}
 	var b bytes.Buffer
@@ -47,36 +49,61 @@ func tarBall(t *testing.T, comment string) []byte {
 	return data
 }
 
-// The mark goes in the gzip header, at a fixed place (byte 10 on: only
-// FCOMMENT is set), where a later run reads it from the first bytes of a
-// dead upload (podman keeps the body verbatim); the archive is unchanged.
-// A stream with another header passes as is.
+// The marks go in a gzip member before the context: its header's comment,
+// at a fixed place (byte 10 on: only FCOMMENT is set), where a later run
+// reads it from the first bytes of a dead upload (podman 4 keeps the body
+// verbatim); and the archive's first file, farm-run-RUN, which podman 5
+// unpacks first (the request sends it as a secret). The context's own
+// archive follows unchanged. A stream that is not gzip passes as is.
 func TestMarkContext(t *testing.T) {
 	plain := tarBall(t, "")
-	b, _ := io.ReadAll(markContext(bytes.NewReader(plain), "0123456789ab"))
-	if b[3] != 0x10 || string(b[10:32]) != "farm-run 0123456789ab\x00" {
-		t.Errorf("header % x: want FLG 0x10 and the mark at byte 10", b[:32])
+	m, name := markContext(bytes.NewReader(plain), "0123456789ab")
+	b, _ := io.ReadAll(m)
+	if b[3] != 0x10 || string(b[10:32]) != "farm-run 0123456789ab\x00" || name != "farm-run-0123456789ab" {
+		t.Errorf("header % x, mark file %q: want FLG 0x10, the mark at byte 10, farm-run-0123456789ab", b[:32], name)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
 	marked, _ := io.ReadAll(zr)
+	tr := tar.NewReader(bytes.NewReader(marked))
+	h, err := tr.Next()
+	body, _ := io.ReadAll(tr)
+	if err != nil || h.Name != name || string(body) != "farm-run 0123456789ab\n" {
+		t.Errorf("first entry %+v (%v) %q: want the mark file", h, err, body)
+	}
 	zr, _ = gzip.NewReader(bytes.NewReader(plain))
 	unmarked, _ := io.ReadAll(zr)
-	if zr.Comment != "" || len(marked) == 0 || !bytes.Equal(marked, unmarked) {
-		t.Errorf("the mark changed the tar stream, or the plain context has a comment (%q)", zr.Comment)
+	if zr.Comment != "" || len(unmarked) == 0 || len(marked) != 1024+len(unmarked) || !bytes.Equal(marked[1024:], unmarked) {
+		t.Errorf("the mark changed the context's archive, or the plain context has a comment (%q)", zr.Comment)
 	}
-	for _, other := range [][]byte{tarBall(t, "a user's"), []byte("short"), nil} {
-		if got, _ := io.ReadAll(markContext(bytes.NewReader(other), "0123456789ab")); !bytes.Equal(got, other) {
-			t.Errorf("markContext changed %q to %q", other, got)
+	for _, other := range [][]byte{[]byte("short"), nil, []byte("plain tar, not gzip")} {
+		m, name := markContext(bytes.NewReader(other), "0123456789ab")
+		if got, _ := io.ReadAll(m); !bytes.Equal(got, other) || name != "" {
+			t.Errorf("markContext changed %q to %q (mark file %q)", other, got, name)
 		}
+	}
+}
+
+// The mark file goes with the request as a secret, after the user's.
+func TestRunMarkIsSentAsASecret(t *testing.T) {
+	req := request{spec: &Spec{Secrets: []string{"id=x,src=podman-build-secret-1"}}, runMark: "farm-run-0123456789ab"}
+	p, err := req.params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Get("secrets"), `["id=x,src=podman-build-secret-1","id=farm-run-0123456789ab,src=farm-run-0123456789ab"]`; got != want {
+		t.Errorf("secrets %s, want %s", got, want)
+	}
+	if len(req.spec.Secrets) != 1 {
+		t.Errorf("the spec's secrets changed: %v", req.spec.Secrets)
 	}
 }
 
 // tmpTree makes a node's temporary directory holding two dead runs'
 // directories (an upload, a RUN step's bundle), a live run's, a user's
-// build, a look-alike mark and a bundle of a run of an older farm (no run
+// build, look-alike marks and a bundle of a run of an older farm (no run
 // id), and returns it and the dead run's directories.
 func tmpTree(t *testing.T, dead, live string) (string, []string) {
 	t.Helper()
@@ -92,6 +119,18 @@ func tmpTree(t *testing.T, dead, live string) (string, []string) {
 		"buildah2/hosts":          []byte("127.0.0.1\tfarm-23b78b313227837a.invalid\n"),
 		"buildah3/hosts":          []byte("127.0.0.1\tlocalhost\n"),
 		"other/tarBall":           tarBall(t, contextMark(dead)),
+		// podman 4, unpacked: the mark file moved out of build/ too
+		"libpod_builder1/" + runMarkFile(dead): nil,
+		// podman 5: mid-upload, unpacked (the mark moved), a live run's,
+		// look-alikes
+		"libpod_builder6/build/" + runMarkFile(dead): nil,
+		"libpod_builder7/" + runMarkFile(dead):       nil,
+		"libpod_builder7/build/Containerfile":        []byte("FROM scratch\n"),
+		"libpod_builder8/" + runMarkFile(live):       nil,
+		"libpod_builder9/build/farm-run-xyz":         nil,
+		"libpod_builder9/" + runMarkFile(dead) + "0": nil,
+		"libpod_builder9/farm-run-0123456789AB":      nil,
+		"other/" + runMarkFile(dead):                 nil,
 	}
 	for name, data := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(tmp, name)), 0o755)
@@ -99,7 +138,8 @@ func tmpTree(t *testing.T, dead, live string) (string, []string) {
 			t.Fatal(err)
 		}
 	}
-	return tmp, []string{filepath.Join(tmp, "buildah1"), filepath.Join(tmp, "libpod_builder1")}
+	return tmp, []string{filepath.Join(tmp, "buildah1"), filepath.Join(tmp, "libpod_builder1"),
+		filepath.Join(tmp, "libpod_builder6"), filepath.Join(tmp, "libpod_builder7")}
 }
 
 // Marked temporary directories are listed under their run (never the
@@ -121,8 +161,8 @@ func TestTmpLeftovers(t *testing.T) {
 	}
 	all, _ := filepath.Glob(filepath.Join(tmp, "*"))
 	n, err := removeTmp(context.Background(), s, dead, all)
-	if err != nil || n != "2" {
-		t.Errorf("removed %s (%v), want 2", n, err)
+	if err != nil || n != "4" {
+		t.Errorf("removed %s (%v), want 4", n, err)
 	}
 	left, _ := filepath.Glob(filepath.Join(tmp, "*"))
 	if want := slices.DeleteFunc(all, func(d string) bool { return slices.Contains(deads, d) }); !slices.Equal(left, want) {
