@@ -22,12 +22,16 @@ type Kind struct {
 	CgroupVersion string
 	// Stop is record.StopCgroup, StopRuntime or StopNone.
 	Stop string
+	// GraphRoot is the service's image storage directory; empty when not
+	// known (a record from an older farm-nodes).
+	GraphRoot string
 }
 
 // KindOf reads a node's kind from its info. shell says whether farm can
 // run commands on the node (not over tcp://).
 func KindOf(info *Info, shell bool) Kind {
-	k := Kind{Rootless: info.Host.Security.Rootless, CgroupManager: info.Host.CgroupManager, CgroupVersion: info.Host.CgroupVersion}
+	k := Kind{Rootless: info.Host.Security.Rootless, CgroupManager: info.Host.CgroupManager, CgroupVersion: info.Host.CgroupVersion,
+		GraphRoot: info.Store.GraphRoot}
 	switch {
 	case !shell:
 		k.Stop = record.StopNone
@@ -46,13 +50,13 @@ func (k Kind) CgroupParentAllowed() bool { return !k.Rootless }
 
 // Apply writes the kind into a node record.
 func (k Kind) Apply(n *record.Node) {
-	n.Rootless, n.CgroupManager, n.CgroupVersion, n.Stop = k.Rootless, k.CgroupManager, k.CgroupVersion, k.Stop
+	n.Rootless, n.CgroupManager, n.CgroupVersion, n.Stop, n.GraphRoot = k.Rootless, k.CgroupManager, k.CgroupVersion, k.Stop, k.GraphRoot
 }
 
 // FromRecord is the kind a node record tells; ok is false when the record
 // does not say (written by an older farm-nodes, or by hand).
 func FromRecord(n record.Node) (k Kind, ok bool) {
-	return Kind{Rootless: n.Rootless, CgroupManager: n.CgroupManager, CgroupVersion: n.CgroupVersion, Stop: n.Stop}, n.Stop != ""
+	return Kind{Rootless: n.Rootless, CgroupManager: n.CgroupManager, CgroupVersion: n.CgroupVersion, Stop: n.Stop, GraphRoot: n.GraphRoot}, n.Stop != ""
 }
 
 // Check reports what makes a node unusable by farm, from its answer to GET

@@ -36,7 +36,8 @@ func fakeService(t *testing.T, apiVersion, info string) string {
 }
 
 const (
-	rootfulInfo  = `{"host":{"os":"linux","arch":"amd64","cpus":2,"memTotal":1024,"cgroupManager":"cgroupfs","cgroupVersion":"v1","security":{"rootless":false}},"version":{"Version":"4.3.1"}}`
+	rootfulInfo = `{"host":{"os":"linux","arch":"amd64","cpus":2,"memTotal":1024,"cgroupManager":"cgroupfs","cgroupVersion":"v1","security":{"rootless":false}},"version":{"Version":"4.3.1"},` +
+		`"store":{"graphRoot":"/var/lib/containers/storage"}}`
 	rootlessInfo = `{"host":{"os":"linux","arch":"amd64","cpus":2,"memTotal":1024,"cgroupManager":"systemd","cgroupVersion":"v2","security":{"rootless":true},` +
 		`"idMappings":{"uidmap":[{"container_id":0,"host_id":1000,"size":1},{"container_id":1,"host_id":100000,"size":65536}]}},"version":{"Version":"5.4.2"}}`
 	noSubuidInfo = `{"host":{"os":"linux","arch":"amd64","cpus":2,"memTotal":1024,"cgroupManager":"cgroupfs","cgroupVersion":"v1","security":{"rootless":true},` +
@@ -54,7 +55,7 @@ func TestProbeFaults(t *testing.T) {
 		want            record.Node
 	}{
 		{"rootful", "4.3.1", rootfulInfo, nil,
-			record.Node{Podman: "4.3.1", CgroupManager: "cgroupfs", CgroupVersion: "v1", Stop: record.StopNone}},
+			record.Node{Podman: "4.3.1", CgroupManager: "cgroupfs", CgroupVersion: "v1", Stop: record.StopNone, GraphRoot: "/var/lib/containers/storage"}},
 		{"rootless v2 systemd", "5.4.2", rootlessInfo, nil,
 			record.Node{Podman: "5.4.2", CgroupManager: "systemd", CgroupVersion: "v2", Rootless: true, Stop: record.StopNone}},
 		{"API older than 4", "3.4.4", oldInfo, []string{"probing old-api", "podman 3.4.4 is too old", "4.0 or later"}, record.Node{}},
@@ -83,9 +84,9 @@ func TestProbeFaults(t *testing.T) {
 				t.Fatalf("unexpected error: %s", got.Error)
 			}
 			if got.Podman != tc.want.Podman || got.Rootless != tc.want.Rootless || got.CgroupManager != tc.want.CgroupManager ||
-				got.CgroupVersion != tc.want.CgroupVersion || got.Stop != tc.want.Stop {
-				t.Errorf("got podman %q rootless %v cgroup %q/%q stop %q, want %+v", got.Podman, got.Rootless,
-					got.CgroupManager, got.CgroupVersion, got.Stop, tc.want)
+				got.CgroupVersion != tc.want.CgroupVersion || got.Stop != tc.want.Stop || got.GraphRoot != tc.want.GraphRoot {
+				t.Errorf("got podman %q rootless %v cgroup %q/%q stop %q graph root %q, want %+v", got.Podman, got.Rootless,
+					got.CgroupManager, got.CgroupVersion, got.Stop, got.GraphRoot, tc.want)
 			}
 		})
 	}

@@ -185,9 +185,10 @@ type Info struct {
 	} `json:"version"`
 }
 
-// Store is the part of GET /info's store farm reads: the size of the
-// filesystem of the image storage and how much of it is used.
+// Store is the part of GET /info's store farm reads: where the image
+// storage is, the size of its filesystem and how much of it is used.
 type Store struct {
+	GraphRoot          string `json:"graphRoot"`
 	GraphRootAllocated uint64 `json:"graphRootAllocated"`
 	GraphRootUsed      uint64 `json:"graphRootUsed"`
 }

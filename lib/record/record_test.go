@@ -54,7 +54,7 @@ func samples() []sample {
 			Rootless: true, Stop: StopRuntime}},
 		{"node_load", &Node{Name: "busy", URI: "ssh://root@10.0.0.6/run/podman/podman.sock", Native: []string{"linux/amd64"},
 			Emulated: []string{}, CPUs: 4, Memory: 8 << 30, Podman: "5.4.2", CgroupManager: "systemd", CgroupVersion: "v2",
-			Stop: StopCgroup, Load: &Load{Builds: 2, Average: 3.25, StorageFree: 52 << 30}}},
+			Stop: StopCgroup, GraphRoot: "/var/lib/containers/storage", Load: &Load{Builds: 2, Average: 3.25, StorageFree: 52 << 30}}},
 		{"node_idle", &Node{Name: "idle", URI: "ssh://root@10.0.0.8/run/podman/podman.sock", Native: []string{"linux/amd64"},
 			Emulated: []string{}, CPUs: 4, Podman: "4.3.1", Stop: StopCgroup, Load: &Load{}}},
 		{"node_extra", &withExtra},
