@@ -176,15 +176,27 @@ type leaseEntry struct {
 	once    sync.Once
 	err     error
 	release func()
+	reaped  sync.Once
 }
 
 // claim takes the run's lease on the node of s (once per session) and then
-// cleans up after the dead runs there. A node without a shell or flock has
-// no leases: farm neither marks its runs alive there nor cleans up after
-// others. Failing to take the lease otherwise fails the job there (the
-// node's fault): building without it would let another run take this
-// run's builds for a dead run's.
+// cleans up after the dead runs there (once too). Failing to take the
+// lease fails the job there (the node's fault): building without it would
+// let another run take this run's builds for a dead run's.
 func (r *Runner) claim(ctx context.Context, s *conn.Session, client *podman.Client, kind node.Kind) error {
+	e := r.lease(ctx, s)
+	if e.err == nil && e.release != nil && kind.Stop != record.StopNone {
+		e.reaped.Do(func() { r.reap(ctx, s, client, kind) })
+	}
+	return e.err
+}
+
+// lease takes the run's lease on the node of s, once per session; it needs
+// nothing but the node's shell, so Preconnect takes it before the plan (and
+// the node's record) has arrived. A node without a shell or flock has no
+// leases: farm neither marks its runs alive there nor cleans up after
+// others.
+func (r *Runner) lease(ctx context.Context, s *conn.Session) *leaseEntry {
 	r.leases.mu.Lock()
 	e, ok := r.leases.held[s]
 	if !ok {
@@ -193,22 +205,20 @@ func (r *Runner) claim(ctx context.Context, s *conn.Session, client *podman.Clie
 	}
 	r.leases.mu.Unlock()
 	e.once.Do(func() {
-		if !s.HasShell() || kind.Stop == record.StopNone {
+		if !s.HasShell() {
 			return
 		}
 		release, err := hold(ctx, s, holdScript(r.runID, true))
 		switch {
 		case errors.Is(err, errNoFlock):
 			r.cfg.Log.Debug("no flock on the node: no lease, no clean-up after dead runs", "node", s.Target.Name)
-			return
 		case err != nil:
 			e.err = fmt.Errorf("taking this run's lease on %s: %w", s.Target.Name, err)
-			return
+		default:
+			e.release = release
 		}
-		e.release = release
-		r.reap(ctx, s, client, kind)
 	})
-	return e.err
+	return e
 }
 
 // releaseLeases ends the run's leases (Runner.Close).
@@ -282,16 +292,16 @@ func parseLeftovers(out string, own string) map[string]*leftovers {
 // removed. A run that holds its lease is alive and left alone. Failures are
 // warnings: the build goes on.
 func (r *Runner) reap(ctx context.Context, s *conn.Session, client *podman.Client, kind node.Kind) {
-	var info struct {
-		Store struct {
-			GraphRoot string `json:"graphRoot"`
-		} `json:"store"`
+	graphRoot := kind.GraphRoot
+	if graphRoot == "" { // a record from an older farm-nodes
+		info, err := node.ReadInfo(ctx, client)
+		if err != nil {
+			r.cfg.Log.Warn("cleaning up after dead runs", "node", s.Target.Name, "error", err)
+			return
+		}
+		graphRoot = info.Store.GraphRoot
 	}
-	if err := client.Get(ctx, "/info", &info); err != nil {
-		r.cfg.Log.Warn("cleaning up after dead runs", "node", s.Target.Name, "error", err)
-		return
-	}
-	out, err := s.Run(ctx, leftoversScript(info.Store.GraphRoot, r.tmpDirs, socketPath(s.Target.URI)))
+	out, err := s.Run(ctx, leftoversScript(graphRoot, r.tmpDirs, socketPath(s.Target.URI)))
 	if err != nil {
 		r.cfg.Log.Warn("cleaning up after dead runs", "node", s.Target.Name, "error", err)
 		return

@@ -90,7 +90,10 @@ func NewRunner(cfg Config) *Runner {
 // Preconnect opens the run's connections to targets and takes its lease
 // there while the plan is still being made: in a pipeline farm-build starts
 // with farm-nodes and farm-plan, and a second SSH handshake once the plan had
-// arrived was most of what farm added to a build (bench P1). A job for one
+// arrived was most of what farm added to a build (bench P1). It asks the
+// node's podman nothing more: what the job needs to know of the node (its
+// kind, where its storage is) comes with the plan's node record, and each
+// /info here would slow farm-nodes' own on the same service. A job for one
 // of them finds its node ready; a target no job names costs one connection,
 // closed with the rest. A failure here is only logged: the job connects
 // again and reports its own error.
@@ -100,15 +103,28 @@ func (r *Runner) Preconnect(ctx context.Context, targets []conn.Target) {
 		r.early.Add(1)
 		go func() {
 			defer r.early.Done()
-			n := record.Node{Name: t.Name, URI: t.URI, Identity: t.Identity}
 			began := time.Now()
-			if _, _, err := r.connect(ctx, n, onNode{}); err != nil {
+			if err := r.connectEarly(ctx, t); err != nil {
 				r.cfg.Log.Debug("connecting early failed; a job there connects again", "node", t.Name, "error", err)
 				return
 			}
 			r.cfg.Log.Debug("connected early", "node", t.Name, "took", time.Since(began).Round(time.Millisecond))
 		}()
 	}
+}
+
+// connectEarly is Preconnect's work for one target: the connection, a
+// podman client on it (its first request opens the SSH tunnel's socket) and
+// the run's lease.
+func (r *Runner) connectEarly(ctx context.Context, t conn.Target) error {
+	s, err := r.sessions.get(ctx, record.Node{Name: t.Name, URI: t.URI, Identity: t.Identity})
+	if err != nil {
+		return err
+	}
+	if _, err := s.Connect(ctx); err != nil {
+		return err
+	}
+	return r.lease(ctx, s).err
 }
 
 // Close ends the run's leases and every node connection.

@@ -413,3 +413,42 @@ func TestCloseDoesNotWaitForANodeThatNeverAnswers(t *testing.T) {
 		t.Fatal("Close waited for an early connection that never answers")
 	}
 }
+
+// TestInfoOnlyWhenTheRecordDoesNotSay: a node record from farm-nodes says
+// everything a job needs of the node (its kind, where its storage is), so
+// the run asks the node's /info nothing, early connection or not: on a
+// store of a few hundred images each /info costs most of a second. A
+// record that does not say (an older farm-nodes, a hand-written plan)
+// still works: the run asks.
+func TestInfoOnlyWhenTheRecordDoesNotSay(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		complete bool
+		early    bool
+		wantInfo bool
+	}{
+		{"farm-nodes' record", true, false, false},
+		{"farm-nodes' record, connected early", true, true, false},
+		{"a record without the node's kind", false, false, true},
+		{"a record without the node's kind, connected early", false, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			f.a.Info["store"] = map[string]any{"graphRoot": t.TempDir()}
+			job := f.job("linux/amd64")
+			if tc.complete {
+				job.Node.Stop, job.Node.GraphRoot = record.StopCgroup, t.TempDir()
+			}
+			if tc.early {
+				f.runner.Preconnect(context.Background(), []conn.Target{{Name: "a", URI: f.a.URI}})
+				f.runner.early.Wait()
+			}
+			if img, ok := f.runner.Run(context.Background(), job).(*record.Image); !ok || img.Node != "a" {
+				t.Fatalf("want an image from a\nlog:\n%s", f.log)
+			}
+			if got := f.a.Count("GET /info") > 0; got != tc.wantInfo {
+				t.Errorf("asked /info: %v, want %v (requests: %v)", got, tc.wantInfo, f.a.Requests())
+			}
+		})
+	}
+}
