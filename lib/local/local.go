@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,6 +101,9 @@ func connect(ctx context.Context, c Choice, req Request) (*Service, error) {
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("no answer within %s; is it running (podman machine start, podman system service)? try: podman --url %s info", timeout, record.RedactURI(c.URI)))
 	defer cancel()
+	if err := listening(ctx, c.URI); err != nil {
+		return nil, err
+	}
 	type result struct {
 		s   *Service
 		err error
@@ -132,6 +137,23 @@ func connect(ctx context.Context, c Choice, req Request) (*Service, error) {
 		}()
 		return nil, context.Cause(ctx)
 	}
+}
+
+// listening fails at once when uri is a unix socket that nobody listens
+// on: the podman bindings retry such a dial for 0.6 s before they say so,
+// which every farm-build and farm-manifest run paid on a machine without a
+// podman system service before starting its private one.
+func listening(ctx context.Context, uri string) error {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "unix" {
+		return nil // the bindings say what is wrong with it
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", u.Path)
+	if err != nil {
+		return fmt.Errorf("no podman service listens on %s: %w", u.Path, err)
+	}
+	return c.Close()
 }
 
 func start(ctx context.Context, log *slog.Logger) (*Service, error) {
@@ -174,7 +196,8 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 		case <-ctx.Done():
 			s.Close()
 			return nil, context.Cause(ctx)
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond): // it answers after about 0.2 s
+
 		}
 		if sess, err := conn.Open(ctx, conn.Target{Name: "local store", URI: s.URI}, conn.SSHOptions{}); err == nil {
 			if _, err := podman.Connect(ctx, s.URI); err == nil {

@@ -4,10 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/farm-build/farm/lib/podmantest"
 )
 
 func TestCandidates(t *testing.T) {
@@ -22,6 +26,39 @@ func TestCandidates(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("got %v, want [%s]", got, want)
+	}
+}
+
+// A socket nobody listens on is passed over with one dial (the bindings
+// alone retried for 0.6 s), and so is a file where a socket should be; a
+// listening one is taken.
+func TestListening(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "stale.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	plain := filepath.Join(dir, "file")
+	if err := os.WriteFile(plain, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake := podmantest.New(t)
+	for _, tc := range []struct {
+		uri  string
+		want bool
+	}{
+		{"unix://" + filepath.Join(dir, "none.sock"), false},
+		{"unix://" + stale, false},
+		{"unix://" + plain, false},
+		{fake.URI, true},
+		{"ssh://root@192.0.2.1/run/podman/podman.sock", true}, // not dialled here
+	} {
+		if err := listening(context.Background(), tc.uri); (err == nil) != tc.want {
+			t.Errorf("%s: %v, want listening %v", tc.uri, err, tc.want)
+		}
 	}
 }
 
