@@ -63,6 +63,12 @@ timeit() {
 # run taken under a load above the core count is a disturbed run.
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
+# cpu_busy: seconds of CPU the whole machine has spent busy since boot, all
+# cores together (/proc/stat: user, nice, system, irq, softirq, steal). The
+# difference over a run is what the run cost the machine, nodes included:
+# on the lab they are this machine.
+cpu_busy() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat; }
+
 # nonce: unique per call, for --build-arg NONCE= (defeats every layer cache).
 nonce() { printf '%s-%s-%s' "$(date +%s%N)" "$$" "$RANDOM"; }
 
