@@ -229,8 +229,9 @@ func ReadInfo(ctx context.Context, c *podman.Client) (*Info, error) {
 
 // probeScript prints every enabled binfmt_misc registration as "name
 // interpreter" lines (none when binfmt_misc is off), then the node's load:
-// "@loadavg A" (the 1-minute load average) and "@builds N", the RUN steps
-// that the podman service listening on socket runs now. Those are the
+// "@loadavg A" (the 1-minute load average), "@claims N", the farm jobs that
+// hold a build claim on the service listening on socket (claims.go), and
+// "@builds N", the RUN steps that service runs now. Those are the
 // buildah-oci-runtime processes whose parent holds the socket (found
 // through /proc/net/unix and the holders' fds), so another service on the
 // same machine (the lab's nodes share one) is not counted. It takes about
@@ -252,7 +253,7 @@ if [ "$st" = enabled ]; then
 	done
 fi
 { read -r avg _ < /proc/loadavg; } 2>/dev/null && echo "@loadavg $avg"
-# Every socket bound to that path: after a restart the dead service's may
+` + countClaimsScript(ClaimDir(socket)) + `# Every socket bound to that path: after a restart the dead service's may
 # still be listed (first), and only the live one has a holder.
 svc=" "
 while read -r _ _ _ _ _ _ ino path; do
@@ -290,10 +291,13 @@ func socketPath(uri string) string {
 
 // ParseLoad reads the load probeScript printed; nil when it printed none
 // (its shell could not find the service's socket or read /proc). free is
-// the storage's free bytes, from podman info.
+// the storage's free bytes, from podman info. Builds is the larger of the
+// RUN steps and the farm jobs' claims: a farm job holds its claim from
+// its upload to its image's transfer, and runs one RUN step at a time.
 func ParseLoad(out string, free int64) *record.Load {
 	var l record.Load
 	var avg, builds bool
+	claims := 0
 	for _, line := range strings.Split(out, "\n") {
 		key, val, _ := strings.Cut(strings.TrimSpace(line), " ")
 		var err error
@@ -304,11 +308,16 @@ func ParseLoad(out string, free int64) *record.Load {
 		case "@builds":
 			l.Builds, err = strconv.Atoi(val)
 			builds = err == nil && l.Builds >= 0
+		case "@claims":
+			if n, err := strconv.Atoi(val); err == nil {
+				claims = n
+			}
 		}
 	}
 	if !avg || !builds {
 		return nil
 	}
+	l.Builds = max(l.Builds, claims)
 	l.StorageFree = free
 	return &l
 }

@@ -136,6 +136,9 @@ func TestParseLoad(t *testing.T) {
 		{"@builds 1\n", nil},              // no /proc/loadavg
 		{"@loadavg x\n@builds 1\n", nil},  // not a number
 		{"@loadavg 1\n@builds -2\n", nil}, // not a count
+		{"@loadavg 1\n@claims 2\n@builds 1\n", &record.Load{Builds: 2, Average: 1, StorageFree: 7}}, // a job uploading
+		{"@loadavg 1\n@claims 1\n@builds 3\n", &record.Load{Builds: 3, Average: 1, StorageFree: 7}}, // others' steps
+		{"@loadavg 1\n@claims x\n@builds 1\n", &record.Load{Builds: 1, Average: 1, StorageFree: 7}},
 		{"", nil},
 	}
 	for _, tc := range tests {
@@ -146,5 +149,46 @@ func TestParseLoad(t *testing.T) {
 	}
 	if got := ParseBinfmt("@loadavg 1\n@builds 2\nqemu-aarch64 /x/qemu-aarch64\n"); !reflect.DeepEqual(got, []string{"linux/arm64"}) {
 		t.Errorf("ParseBinfmt reads the load's lines: %v", got)
+	}
+}
+
+// TestProbeCountsClaims: farm jobs' build claims on the node's service
+// count in load.builds before any RUN step: a live claim (its file locked)
+// counts, a dead one (its file free) does not, nor does another service's.
+func TestProbeCountsClaims(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Fatalf("flock(1) is needed: %v", err)
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	fake := podmantest.New(t)
+	dir := filepath.Join(home, ".cache", "farm", "builds", claimKey(socketPath(fake.URI)))
+	otherDir := filepath.Join(home, ".cache", "farm", "builds", claimKey("/elsewhere/podman.sock"))
+	for _, d := range []string{dir, otherDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "dead.lock"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var holders []*exec.Cmd
+	for _, f := range []string{filepath.Join(dir, "live.lock"), filepath.Join(otherDir, "other.lock")} {
+		h := exec.Command("flock", "-x", f, "sleep", "30")
+		if err := h.Start(); err != nil {
+			t.Fatal(err)
+		}
+		holders = append(holders, h)
+		t.Cleanup(func() { h.Process.Kill(); h.Wait() })
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, h := range holders { // flock(1) made and locked the file
+		for exec.Command("flock", "-n", h.Args[2], "true").Run() == nil && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	rec := Probe(context.Background(), []conn.Target{{Name: "n", URI: fake.URI}}, Options{Timeout: 30 * time.Second})[0]
+	if rec.Load == nil || rec.Load.Builds != 1 {
+		t.Fatalf("one live claim on the service: %+v, want builds 1", rec.Load)
 	}
 }
