@@ -99,6 +99,13 @@ var errBusy = errors.New("the run holds its lease")
 // hold runs holdScript on the node and returns once the lock is held; the
 // returned func releases it (and waits for the shell to end).
 func hold(ctx context.Context, s *conn.Session, script string) (func(), error) {
+	release, _, err := holdLine(ctx, s, script)
+	return release, err
+}
+
+// holdLine is hold for scripts that say more once they hold their lock: a
+// first line "held" or "held WORDS", returned.
+func holdLine(ctx context.Context, s *conn.Session, script string) (func(), string, error) {
 	var stdin io.WriteCloser
 	var stdout io.Reader
 	var wait func() error
@@ -106,7 +113,7 @@ func hold(ctx context.Context, s *conn.Session, script string) (func(), error) {
 	if c := s.SSH(); c != nil {
 		sess, err := c.NewSession()
 		if err != nil {
-			return nil, fmt.Errorf("ssh session: %w", err)
+			return nil, "", fmt.Errorf("ssh session: %w", err)
 		}
 		if stdin, err = sess.StdinPipe(); err == nil {
 			stdout, err = sess.StdoutPipe()
@@ -116,13 +123,13 @@ func hold(ctx context.Context, s *conn.Session, script string) (func(), error) {
 		}
 		if err != nil {
 			sess.Close()
-			return nil, err
+			return nil, "", err
 		}
 		wait = func() error { defer sess.Close(); return sess.Wait() }
 		abort = func() { sess.Close() }
 	} else {
 		if !s.HasShell() {
-			return nil, conn.ErrNoShell
+			return nil, "", conn.ErrNoShell
 		}
 		cmd := exec.Command("/bin/sh", "-c", script)
 		var err error
@@ -133,7 +140,7 @@ func hold(ctx context.Context, s *conn.Session, script string) (func(), error) {
 			err = cmd.Start()
 		}
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		wait = cmd.Wait
 		abort = func() { cmd.Process.Kill(); go cmd.Wait() }
@@ -147,22 +154,22 @@ func hold(ctx context.Context, s *conn.Session, script string) (func(), error) {
 	}()
 	select {
 	case line := <-lines:
-		switch line {
-		case "held":
-			return release, nil
-		case "busy":
+		switch {
+		case line == "held" || strings.HasPrefix(line, "held "):
+			return release, line, nil
+		case line == "busy":
 			release()
-			return nil, errBusy
-		case "noflock":
+			return nil, "", errBusy
+		case line == "noflock":
 			release()
-			return nil, errNoFlock
+			return nil, "", errNoFlock
 		}
 		release()
-		return nil, fmt.Errorf("taking a lock on the node: %q", line)
+		return nil, "", fmt.Errorf("taking a lock on the node: %q", line)
 	case <-ctx.Done():
 		stdin.Close()
 		abort()
-		return nil, context.Cause(ctx)
+		return nil, "", context.Cause(ctx)
 	}
 }
 

@@ -65,6 +65,8 @@ type Runner struct {
 	// runID marks everything the run makes on nodes (see lease.go).
 	runID  string
 	leases leases
+	// claims counts the jobs' build claims per connection (slot.go).
+	claims claimCount
 	// tmpDirs are where podman keeps temporary files on a node besides its
 	// service's TMPDIR: its default, /var/tmp (tmpfiles.go).
 	tmpDirs []string
@@ -165,15 +167,19 @@ func (r *Runner) Run(ctx context.Context, job *record.Job) Outcome {
 	}
 
 	clock := r.newClock()
-	candidates := append([]record.Node{job.Node}, job.Alternatives...)
+	// The job holds a build claim on the node it works on (slot.go).
+	candidates, release := r.place(ctx, job, plat)
+	defer func() { release() }()
 	var lastErr error
-	lastNode := job.Node.Name
+	lastNode := candidates[0].Name
 	for i, n := range candidates {
 		if !n.Reachable() {
 			continue
 		}
 		if i > 0 {
 			r.cfg.Log.Warn("failing over", "platform", plat.String(), "from", lastNode, "to", n.Name, "reason", lastErr)
+			release()
+			release = r.claimOn(ctx, n)
 		}
 		img, err := r.runOn(ctx, job, plat, n, clock)
 		if err == nil {

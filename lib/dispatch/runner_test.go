@@ -36,6 +36,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	t.Helper()
+	t.Setenv("HOME", t.TempDir()) // the nodes' shell is this host's: their claims go there
 	f := &fixture{a: podmantest.New(t), b: podmantest.New(t), local: podmantest.New(t), log: &bytes.Buffer{}, dials: map[string]int{}}
 	localClient, err := podman.Connect(context.Background(), f.local.URI)
 	if err != nil {
@@ -340,16 +341,19 @@ func TestProcessRunsJobsAndUndoes(t *testing.T) {
 	enc.Write(f.job("linux/amd64"))
 	enc.Write(f.job("linux/arm64"))
 	enc.End("farm-plan")
-	f.a.Handle(http.MethodPost, "/build", func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Query().Get("platform"), "arm64") {
-			buildFails(w, r)
-			return
-		}
-		podmantest.Drain(r)
-		id := podmantest.BuildID(r.URL.Query().Get("t"))
-		f.a.AddImage(podmantest.Image{ID: id})
-		podmantest.Stream(map[string]string{"stream": id + "\n"})(w, r)
-	})
+	// arm64 fails wherever it builds (a busy with amd64 may hand it to b).
+	for _, srv := range []*podmantest.Server{f.a, f.b} {
+		srv.Handle(http.MethodPost, "/build", func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Query().Get("platform"), "arm64") {
+				buildFails(w, r)
+				return
+			}
+			podmantest.Drain(r)
+			id := podmantest.BuildID(r.URL.Query().Get("t"))
+			srv.AddImage(podmantest.Image{ID: id})
+			podmantest.Stream(map[string]string{"stream": id + "\n"})(w, r)
+		})
+	}
 	var out bytes.Buffer
 	err := f.runner.Process(context.Background(), &in, record.NewEncoder(&out))
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 platforms failed") {
