@@ -79,8 +79,10 @@ type Node struct {
 // loaded node lower, so that runs started close together spread over the
 // farm instead of piling on the same nodes.
 type Load struct {
-	// Builds is how many RUN steps the node's podman service runs now,
-	// for any client (its buildah-oci-runtime children).
+	// Builds is how many builds the node's podman service runs now: the
+	// larger of its RUN steps, for any client (its buildah-oci-runtime
+	// children), and the farm jobs holding a build claim on it (from their
+	// upload to their image's transfer).
 	Builds int `json:"builds"`
 	// Average is the 1-minute load average of the node's machine
 	// (/proc/loadavg), shared by every service on that machine.
