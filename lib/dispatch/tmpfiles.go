@@ -39,7 +39,7 @@ import (
 // is touched: a user's build, another program's files, a run with a
 // lease. Podman's temporary directory is its service's TMPDIR, else
 // /var/tmp: tmpDirsScript asks the node's service processes (those named
-// by the node's socket) for theirs.
+// by the node's socket, and socket-activated ones) for theirs.
 
 // contextMark is the gzip comment of run's build context.
 func contextMark(run string) string { return "farm-run " + run }
@@ -96,7 +96,10 @@ const markFuncScript = `mark() {
 
 // tmpDirsScript prints the directories where the node's podman service
 // keeps its temporary files: fixed (podman's default, /var/tmp), and the
-// TMPDIR of each podman process of the node's user serving socket.
+// TMPDIR of each podman process of the node's user serving socket, or
+// started by socket activation (systemd passes it the socket: LISTEN_FDS;
+// its command line names none). More directories than the service's are
+// harmless: only what names a dead run goes.
 func tmpDirsScript(fixed []string, socket string) string {
 	var b strings.Builder
 	b.WriteString("tmpdirs() {\n")
@@ -106,8 +109,10 @@ func tmpDirsScript(fixed []string, socket string) string {
 	fmt.Fprintf(&b, `	for c in $(grep -lx podman /proc/[0-9]*/comm 2>/dev/null); do
 		p=${c%%/comm}
 		[ -O "$p" ] || continue
-		tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -e %[1]s -e %[2]s || continue
-		tr '\0' '\n' <"$p/environ" 2>/dev/null | sed -n 's/^TMPDIR=//p'
+		e=$(tr '\0' '\n' <"$p/environ" 2>/dev/null)
+		tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -e %[1]s -e %[2]s ||
+			printf '%%s\n' "$e" | grep -q '^LISTEN_FDS=' || continue
+		printf '%%s\n' "$e" | sed -n 's/^TMPDIR=//p'
 	done
 }
 `, shellQuote("unix://"+socket), shellQuote("unix:"+socket))
