@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/node"
@@ -34,6 +35,12 @@ import (
 // its record says, that has none. When all of them are busy, it builds on
 // the planned node. A node that cannot be claimed (tcp://, no shell, no
 // flock, StopNone) is never claimed and never moved from.
+
+// placeBudget bounds the placing of one job (connecting to its planned
+// node and to alternatives, taking claims), as does the job's --timeout
+// when shorter: claims only spread the load, and a node that does not
+// answer in time is the job's own attempt's to meet.
+const placeBudget = 10 * time.Second
 
 // minFreeToMove is the storage an alternative must have free (when its
 // record says) to take over a job from a busy node.
@@ -153,6 +160,12 @@ func (r *Runner) place(ctx context.Context, job *record.Job, plat platform.Platf
 	if !planned.Reachable() {
 		return candidates, noClaim
 	}
+	budget := placeBudget
+	if r.cfg.Timeout > 0 {
+		budget = min(budget, r.cfg.Timeout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
 	release, others, err := r.takeSlot(ctx, planned)
 	if err != nil || release == nil {
 		if err != nil {

@@ -2,6 +2,8 @@ package dispatch
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"os"
@@ -9,10 +11,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/node"
 	"github.com/farm-build/farm/lib/podmantest"
 	"github.com/farm-build/farm/lib/record"
+	"golang.org/x/crypto/ssh"
 )
 
 // Two jobs claiming one node at once: exactly one finds it idle, whatever
@@ -135,5 +140,59 @@ func TestRunnerMovesFromABusyNode(t *testing.T) {
 				t.Errorf("moved to an emulating node: %+v", img)
 			}
 		})
+	}
+}
+
+// A planned node that accepts TCP and never speaks: placing the job gives
+// up on it within the job's --timeout (so does the job's own attempt
+// there), and the job fails over as it did before claims.
+func TestRunnerPlacesPastABlackholedNode(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		var held []net.Conn // accepted, never answered
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	dir := t.TempDir()
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, kh := filepath.Join(dir, "id"), filepath.Join(dir, "known_hosts")
+	for path, data := range map[string][]byte{key: pem.EncodeToMemory(block), kh: nil} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFixture(t, func(c *Config) { c.Timeout = 4 * time.Second; c.SSH = conn.SSHOptions{KnownHosts: []string{kh}} })
+	job := f.job("linux/amd64")
+	job.Node.URI, job.Node.Identity = "ssh://root@"+l.Addr().String()+"/run/podman/podman.sock", key
+	out := make(chan Outcome, 1)
+	go func() { out <- f.runner.Run(context.Background(), job) }()
+	select {
+	case o := <-out:
+		if img, ok := o.(*record.Image); !ok || img.Node != "b" {
+			t.Fatalf("want an image from b, got %+v:\n%s", o, f.log)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the job hangs on the blackholed node past its 4 s --timeout:\n%s", f.log)
 	}
 }
