@@ -177,6 +177,17 @@ func holdLine(ctx context.Context, s *conn.Session, script string) (func(), stri
 type leases struct {
 	mu   sync.Mutex
 	held map[*conn.Session]*leaseEntry
+	// reaping serializes this run's clean-ups after one dead run: nodes
+	// that share a home (the lab's, or two services of one user) share
+	// the dead run's lock file, and while the clean-up on one node holds
+	// it, the other's would find it held and take the dead run for alive.
+	reaping sync.Map // run id -> *sync.Mutex
+}
+
+// reapLock returns the mutex of this run's clean-ups after run.
+func (l *leases) reapLock(run string) *sync.Mutex {
+	m, _ := l.reaping.LoadOrStore(run, &sync.Mutex{})
+	return m.(*sync.Mutex)
 }
 
 type leaseEntry struct {
@@ -318,17 +329,26 @@ func (r *Runner) reap(ctx context.Context, s *conn.Session, client *podman.Clien
 		r.cfg.Log.Debug("looked for dead runs' leftovers", "node", s.Target.Name, "other runs", len(others), "took", time.Since(began).Round(time.Millisecond))
 	}()
 	for run, left := range others {
-		release, err := hold(ctx, s, holdScript(run, false))
-		if errors.Is(err, errBusy) {
-			continue
-		}
-		if err != nil {
-			r.cfg.Log.Warn("cleaning up after a dead run", "node", s.Target.Name, "run", run, "error", err)
-			continue
-		}
-		r.reapRun(s, client, kind, run, left)
-		release()
+		r.reapIfDead(ctx, s, client, kind, run, left)
 	}
+}
+
+// reapIfDead cleans up after run on the node if it is dead there: if its
+// lock can be taken.
+func (r *Runner) reapIfDead(ctx context.Context, s *conn.Session, client *podman.Client, kind node.Kind, run string, left *leftovers) {
+	m := r.leases.reapLock(run)
+	m.Lock()
+	defer m.Unlock()
+	release, err := hold(ctx, s, holdScript(run, false))
+	if errors.Is(err, errBusy) {
+		return
+	}
+	if err != nil {
+		r.cfg.Log.Warn("cleaning up after a dead run", "node", s.Target.Name, "run", run, "error", err)
+		return
+	}
+	r.reapRun(s, client, kind, run, left)
+	release()
 }
 
 // reapRun removes what the dead run left on the node; the caller holds
