@@ -12,25 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/farm-build/farm/lib/podmantest"
 	"golang.org/x/crypto/ssh"
 )
-
-func writeKey(t *testing.T, dir string) string {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "id")
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func TestAuthNeverPrompts(t *testing.T) {
 	dir := t.TempDir()
@@ -51,7 +35,7 @@ func TestAuthNeverPrompts(t *testing.T) {
 	if strings.Contains(fmt.Sprint(err), "secret") {
 		t.Fatal("error leaks the passphrase")
 	}
-	if m, closeFn, err := authMethods(writeKey(t, dir), ""); err != nil || len(m) != 1 {
+	if m, closeFn, err := authMethods(podmantest.SSHKey(t), ""); err != nil || len(m) != 1 {
 		t.Fatalf("plain key: %v %v", m, err)
 	} else {
 		closeFn()
@@ -83,7 +67,7 @@ func TestDialBoundedByContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = dialSSH(ctx, "root", l.Addr().String(), writeKey(t, dir), SSHOptions{KnownHosts: []string{kh}})
+	_, err = dialSSH(ctx, "root", l.Addr().String(), podmantest.SSHKey(t), SSHOptions{KnownHosts: []string{kh}})
 	if err == nil {
 		t.Fatal("want an error")
 	}

@@ -2,8 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/pem"
 	"net"
 	"net/http"
 	"os"
@@ -17,7 +15,6 @@ import (
 	"github.com/farm-build/farm/lib/node"
 	"github.com/farm-build/farm/lib/podmantest"
 	"github.com/farm-build/farm/lib/record"
-	"golang.org/x/crypto/ssh"
 )
 
 // Two jobs claiming one node at once: exactly one finds it idle, whatever
@@ -147,44 +144,14 @@ func TestRunnerMovesFromABusyNode(t *testing.T) {
 // up on it within the job's --timeout (so does the job's own attempt
 // there), and the job fails over as it did before claims.
 func TestRunnerPlacesPastABlackholedNode(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	addr, key := podmantest.Blackhole(t), podmantest.SSHKey(t)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, nil, 0o600); err != nil {
 		t.Fatal(err)
-	}
-	go func() {
-		var held []net.Conn // accepted, never answered
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	dir := t.TempDir()
-	_, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, kh := filepath.Join(dir, "id"), filepath.Join(dir, "known_hosts")
-	for path, data := range map[string][]byte{key: pem.EncodeToMemory(block), kh: nil} {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 	f := newFixture(t, func(c *Config) { c.Timeout = 4 * time.Second; c.SSH = conn.SSHOptions{KnownHosts: []string{kh}} })
 	job := f.job("linux/amd64")
-	job.Node.URI, job.Node.Identity = "ssh://root@"+l.Addr().String()+"/run/podman/podman.sock", key
+	job.Node.URI, job.Node.Identity = "ssh://root@"+addr+"/run/podman/podman.sock", key
 	out := make(chan Outcome, 1)
 	go func() { out <- f.runner.Run(context.Background(), job) }()
 	select {

@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/farm-build/farm/lib/conn"
+	"github.com/farm-build/farm/lib/podmantest"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -52,20 +52,6 @@ func sshServer(t *testing.T) (addr string, hostKey ssh.PublicKey) {
 	return l.Addr().String(), signer.PublicKey()
 }
 
-func clientKey(t *testing.T) string {
-	t.Helper()
-	_, priv, _ := ed25519.GenerateKey(nil)
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "id")
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // The local store over SSH is reached as a node is (lib/conn), never by
 // pkg/bindings' own SSH: an unknown or changed host key is refused with the
 // ssh-keyscan / ssh-keygen -R hint and known_hosts is left as it was; a
@@ -88,7 +74,7 @@ func TestOpenSSHStoreLikeANode(t *testing.T) {
 		}
 	}()
 	_, otherKey := sshServer(t)
-	key := clientKey(t)
+	key := podmantest.SSHKey(t)
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty_known_hosts")
 	os.WriteFile(empty, nil, 0o600)

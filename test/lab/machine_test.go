@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/farm-build/farm/lib/podmantest"
 	"github.com/farm-build/farm/lib/record"
 )
 
@@ -280,28 +281,9 @@ func TestMachineUnknownHostKeyRefused(t *testing.T) {
 // A local store that accepts TCP and never speaks: farm-build fails within
 // its --timeout, farm-manifest within the 10 s default, each naming it.
 func TestMachineBlackholedStoreTimesOut(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		var held []net.Conn // accepted, never answered, closed at the end
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
+	addr := podmantest.Blackhole(t)
 	m := labMachine(t)
-	uri := "ssh://root@" + l.Addr().String() + "/run/podman/podman.sock"
+	uri := "ssh://root@" + addr + "/run/podman/podman.sock"
 	env := []string{"CONTAINER_HOST=" + uri, "CONTAINER_SSHKEY=" + m.key}
 	plan := pinnedJob(t, "linux/amd64", "lab-1")
 	r := run(t, env, fmt.Sprintf("farm-build -t localhost/farm-test/machine-blackhole:1 --timeout 3s %s < %s", xferContext(t), plan))
