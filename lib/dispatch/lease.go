@@ -319,7 +319,7 @@ func (r *Runner) reap(ctx context.Context, s *conn.Session, client *podman.Clien
 		}
 		graphRoot = info.Store.GraphRoot
 	}
-	out, err := s.Run(ctx, leftoversScript(graphRoot, r.tmpDirs, socketPath(s.Target.URI)))
+	out, err := s.Run(ctx, leftoversScript(graphRoot, r.tmpDirs, node.SocketPath(s.Target.URI)))
 	if err != nil {
 		r.cfg.Log.Warn("cleaning up after dead runs", "node", s.Target.Name, "error", err)
 		return

@@ -119,7 +119,7 @@ func (r *Runner) takeSlot(ctx context.Context, n record.Node) (func(), int, erro
 	if !ok {
 		return nil, 0, nil
 	}
-	release, line, err := holdLine(ctx, s, slotScript(node.ClaimDir(socketPath(n.URI)), newJobID(r.runID)))
+	release, line, err := holdLine(ctx, s, slotScript(node.ClaimDir(node.SocketPath(n.URI)), newJobID(r.runID)))
 	var others int
 	if err == nil {
 		if others, err = strconv.Atoi(strings.TrimPrefix(line, "held ")); err != nil {

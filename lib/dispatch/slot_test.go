@@ -74,7 +74,7 @@ func TestSlotScriptClaimsRace(t *testing.T) {
 // ends.
 func busy(t *testing.T, srv *podmantest.Server) {
 	t.Helper()
-	release, line, err := holdLine(context.Background(), localShell(t), slotScript(node.ClaimDir(socketPath(srv.URI)), "farm-other"))
+	release, line, err := holdLine(context.Background(), localShell(t), slotScript(node.ClaimDir(node.SocketPath(srv.URI)), "farm-other"))
 	if err != nil || line != "held 0" {
 		t.Fatalf("claiming %s for another job: %q, %v", srv.URI, line, err)
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"time"
 
@@ -183,15 +182,6 @@ func removeTmp(ctx context.Context, s *conn.Session, run string, dirs []string) 
 	}
 	out, err := s.Run(ctx, removeTmpScript(run, dirs))
 	return strings.TrimSpace(string(out)), err
-}
-
-// socketPath is the path of the podman socket uri names ("" for tcp://).
-func socketPath(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil || (u.Scheme != "unix" && u.Scheme != "ssh") {
-		return ""
-	}
-	return u.Path
 }
 
 // shellQuote quotes s for a POSIX shell.

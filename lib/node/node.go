@@ -106,7 +106,7 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 	}
 	binfmtDone := make(chan binfmt, 1)
 	go func() {
-		out, err := s.Run(ctx, probeScript(socketPath(t.URI)))
+		out, err := s.Run(ctx, probeScript(SocketPath(t.URI)))
 		binfmtDone <- binfmt{out, err}
 	}()
 	client, err := s.Connect(ctx)
@@ -280,13 +280,16 @@ exit 0`
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// socketPath is the path of the podman socket in a connection URI
-// (ssh://host/PATH or unix://PATH).
-func socketPath(uri string) string {
-	if u, err := url.Parse(uri); err == nil {
-		return u.Path
+// SocketPath is the path of the podman socket a connection URI names
+// (ssh://host/PATH or unix://PATH; "" for tcp://). farm-nodes and
+// farm-build both name a service's build claims by it (ClaimDir), so they
+// must read it alike.
+func SocketPath(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || (u.Scheme != "unix" && u.Scheme != "ssh") {
+		return ""
 	}
-	return ""
+	return u.Path
 }
 
 // ParseLoad reads the load probeScript printed; nil when it printed none

@@ -162,7 +162,7 @@ func TestProbeCountsClaims(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	fake := podmantest.New(t)
-	dir := filepath.Join(home, ".cache", "farm", "builds", claimKey(socketPath(fake.URI)))
+	dir := filepath.Join(home, ".cache", "farm", "builds", claimKey(SocketPath(fake.URI)))
 	otherDir := filepath.Join(home, ".cache", "farm", "builds", claimKey("/elsewhere/podman.sock"))
 	for _, d := range []string{dir, otherDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
