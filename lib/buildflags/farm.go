@@ -187,7 +187,8 @@ func checkLayerCache(c *cli.Context) error {
 // Preconnect resolves --preconnect and --preconnect-farm to the system
 // connections farm-nodes would use for --node and --farm.
 func Preconnect(c *cli.Context) ([]conn.Target, error) {
-	// farm-build does not split lists on commas (build args hold them).
+	// farm-build's flag parser leaves commas alone (build args hold
+	// them), so this list is split here, as farm-nodes reads --node.
 	nodes, farm := conn.SplitList(c.StringSlice("preconnect")), c.String("preconnect-farm")
 	if len(nodes) == 0 && farm == "" {
 		return nil, nil

@@ -197,7 +197,6 @@ func start(ctx context.Context, log *slog.Logger) (*Service, error) {
 			s.Close()
 			return nil, context.Cause(ctx)
 		case <-time.After(20 * time.Millisecond): // it answers after about 0.2 s
-
 		}
 		if sess, err := conn.Open(ctx, conn.Target{Name: "local store", URI: s.URI}, conn.SSHOptions{}); err == nil {
 			if _, err := podman.Connect(ctx, s.URI); err == nil {
