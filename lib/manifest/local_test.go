@@ -93,24 +93,3 @@ func TestPushFails(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
-
-// Two writers of one name take turns; a writer waiting for the lock
-// gives up when its context ends.
-func TestLockWaitsAndCancels(t *testing.T) {
-	dir := t.TempDir()
-	unlock, err := lock(context.Background(), dir, "localhost/app:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := lock(ctx, dir, "localhost/app:1"); err == nil {
-		t.Error("a second writer got the lock")
-	}
-	unlock()
-	again, err := lock(context.Background(), dir, "localhost/app:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	again()
-}

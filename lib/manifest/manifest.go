@@ -4,12 +4,8 @@ package manifest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -19,7 +15,7 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/containers/podman/v4/pkg/bindings/manifests"
 	"github.com/containers/storage/pkg/stringid"
-	"github.com/farm-build/farm/lib/filelock"
+	"github.com/farm-build/farm/lib/namelock"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/podman"
 	"github.com/farm-build/farm/lib/record"
@@ -74,7 +70,7 @@ func Create(ctx context.Context, client *podman.Client, name string, imgs []*rec
 		plats[i] = p
 	}
 
-	unlock, err := lock(ctx, opts.LockDir, name)
+	unlock, err := namelock.Lock(ctx, opts.LockDir, name)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +82,7 @@ func Create(ctx context.Context, client *podman.Client, name string, imgs []*rec
 	// The per-platform tags name this list's images, whatever a run of
 	// the same tag did meanwhile: the list and its tags come from one run,
 	// and every member is tagged, so `podman image prune` keeps it.
-	if err := tagMembers(local, imgs); err != nil {
+	if err := tagMembers(local, opts.LockDir, imgs); err != nil {
 		return nil, err
 	}
 	id, err := manifests.Create(local, name, nil, nil)
@@ -133,8 +129,11 @@ func verifyPlatform(local context.Context, img *record.Image) (platform.Platform
 	return want, nil
 }
 
-// tagMembers points each image's per-platform tag (its record's ref) at it.
-func tagMembers(local context.Context, imgs []*record.Image) error {
+// tagMembers points each image's per-platform tag (its record's ref) at it,
+// each under that tag's lock: a farm-build of the same tag names the image
+// it pulled back, or gives the tag back on interrupt, under the same lock
+// (see transfer.Puller).
+func tagMembers(local context.Context, lockDir string, imgs []*record.Image) error {
 	for _, img := range imgs {
 		if img.Ref == "" {
 			continue // a hand-written record: nothing to keep in step
@@ -147,7 +146,13 @@ func tagMembers(local context.Context, imgs []*record.Image) error {
 		if !ok {
 			continue // not a per-platform tag (a hand-written record)
 		}
-		if err := images.Tag(local, img.ID, tagged.Tag(), tagged.Name(), nil); err != nil {
+		unlock, err := namelock.Lock(local, lockDir, img.Ref)
+		if err != nil {
+			return err
+		}
+		err = images.Tag(local, img.ID, tagged.Tag(), tagged.Name(), nil)
+		unlock()
+		if err != nil {
 			return fmt.Errorf("tagging %s as %s: %w", stringid.TruncateID(img.ID), img.Ref, err)
 		}
 	}
@@ -227,36 +232,6 @@ func Push(ctx context.Context, client *podman.Client, name string, opts PushOpti
 
 // lock takes an exclusive lock for name, waiting while another farm-manifest
 // writes the same list.
-func lock(ctx context.Context, dir, name string) (func(), error) {
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "farm-manifest-locks")
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("lock directory: %w", err)
-	}
-	sum := sha256.Sum256([]byte(name))
-	f, err := os.OpenFile(filepath.Join(dir, hex.EncodeToString(sum[:8])+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock for %s: %w", name, err)
-	}
-	for {
-		err := filelock.TryLock(f)
-		if err == nil {
-			return func() { filelock.Unlock(f); f.Close() }, nil
-		}
-		if !errors.Is(err, filelock.ErrLocked) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, context.Cause(ctx)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 func byPlatform(a, b *record.Image) int { return strings.Compare(a.Platform, b.Platform) }
 
 // Pushed reports whether the images were pushed by the nodes (farm-build

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -154,7 +155,12 @@ func (s *Server) tag(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		return
 	}
-	img.Names = append(img.Names, r.URL.Query().Get("repo")+":"+r.URL.Query().Get("tag"))
+	name := r.URL.Query().Get("repo") + ":" + r.URL.Query().Get("tag")
+	// As containers/storage does: a name is on one image at a time.
+	for _, other := range s.images {
+		other.Names = slices.DeleteFunc(other.Names, func(n string) bool { return n == name })
+	}
+	img.Names = append(img.Names, name)
 	w.WriteHeader(http.StatusCreated)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/containers/storage/pkg/stringid"
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/fault"
+	"github.com/farm-build/farm/lib/namelock"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/farm-build/farm/lib/podman"
 )
@@ -73,6 +74,9 @@ type Options struct {
 	LocalListen ListenFunc
 	// LocalName names the local service in messages (its URI, redacted).
 	LocalName string
+	// LockDir holds the per-name locks shared with farm-manifest
+	// (namelock.DefaultDir when empty).
+	LockDir string
 }
 
 // Puller owns a run's pull-back: it brings images built on nodes into
@@ -176,34 +180,29 @@ func (p *Puller) Pull(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return res, fault.AsLocal(fmt.Errorf("local podman service: %w", err))
 	}
+	var transferName string
 	if have {
 		req.Note("local storage already has " + stringid.TruncateID(req.ID) + ": nothing to transfer")
 		res.Method = "none"
-	} else if err := p.bringBack(ctx, req, &res); err != nil {
+	} else if transferName, err = p.bringBack(ctx, req, &res); err != nil {
 		if fault.Is(err, fault.Local) {
 			return res, fault.AsLocal(fmt.Errorf("local podman service %s: %w", p.opts.LocalName, err))
 		}
 		return res, err
 	}
-	// The name is this run's only if it did not name this image already
-	// (an earlier run of the same tag left it): undo must not take it.
-	ours := owned{id: req.ID, ref: req.Ref, fresh: !have}
-	// The image the name is on now (a run of the same tag before this
-	// one, whose list may hold it) gets it back on undo.
-	if prev, err := images.GetImage(local, req.Ref, nil); err == nil && prev.ID != req.ID {
-		ours.prev = prev.ID
-	}
-	if have {
-		if named, err := hasName(local, req.ID, req.Ref); err != nil || named {
-			ours.ref = ""
+	ours, err := p.name(local, req, !have)
+	if transferName != "" {
+		// After the tag: the image is never nameless (an image prune
+		// would take it), unless the tag failed; then it is this run's
+		// to remove on undo.
+		if err := dropName(local, req.ID, transferName); err != nil {
+			p.opts.Log.Warn("dropping the transfer registry's name from a pulled image", "image", stringid.TruncateID(req.ID), "name", transferName, "error", err)
 		}
 	}
-	if err := tag(local, req.ID, req.Ref); err != nil {
-		ours.ref = ""
-		p.remember(ours)
+	p.remember(ours)
+	if err != nil {
 		return res, fault.AsLocal(fmt.Errorf("local podman service: tagging %s: %w", req.Ref, err))
 	}
-	p.remember(ours)
 	inspect, err := images.GetImage(local, req.ID, nil)
 	if err != nil {
 		return res, fault.AsLocal(fmt.Errorf("local podman service: inspecting %s: %w", stringid.TruncateID(req.ID), err))
@@ -212,17 +211,47 @@ func (p *Puller) Pull(ctx context.Context, req Request) (Result, error) {
 	return res, nil
 }
 
+// name gives req's image its per-platform name req.Ref, under the name's
+// lock (see namelock), and says what undo has to give back: fresh is
+// whether this run brought the image.
+func (p *Puller) name(local context.Context, req Request, fresh bool) (owned, error) {
+	ours := owned{id: req.ID, ref: req.Ref, fresh: fresh}
+	unlock, err := namelock.Lock(local, p.opts.LockDir, req.Ref)
+	if err != nil {
+		ours.ref = ""
+		return ours, err
+	}
+	defer unlock()
+	// The image the name is on now (a run of the same tag before this
+	// one, whose list may hold it) gets it back on undo.
+	if prev, err := images.GetImage(local, req.Ref, nil); err == nil && prev.ID != req.ID {
+		ours.prev = prev.ID
+	}
+	// The name is this run's only if it did not name this image already
+	// (an earlier run of the same tag left it): undo must not take it.
+	if !fresh {
+		if named, err := hasName(local, req.ID, req.Ref); err != nil || named {
+			ours.ref = ""
+		}
+	}
+	if err := tag(local, req.ID, req.Ref); err != nil {
+		ours.ref = ""
+		return ours, err
+	}
+	return ours, nil
+}
+
 // bringBack moves the image: through the registry when the mode allows,
 // else, or when that cannot work or fails in auto mode, as an archive.
-func (p *Puller) bringBack(ctx context.Context, req Request, res *Result) error {
+func (p *Puller) bringBack(ctx context.Context, req Request, res *Result) (transferName string, err error) {
 	if p.opts.Mode != ModeArchive {
-		err := p.viaRegistry(ctx, req, res)
+		transferName, err := p.viaRegistry(ctx, req, res)
 		if err == nil {
 			res.Method = "registry"
-			return nil
+			return transferName, nil
 		}
 		if ctx.Err() != nil || p.opts.Mode == ModeRegistry {
-			return err
+			return "", err
 		}
 		var un *unavailableError
 		if errors.As(err, &un) {
@@ -235,10 +264,10 @@ func (p *Puller) bringBack(ctx context.Context, req Request, res *Result) error 
 	n, err := Archive(ctx, req.Node, p.local, req.ID, p.opts.ArchiveFormat, req.Watch)
 	res.In += n
 	if err != nil {
-		return err
+		return "", err
 	}
 	res.Method = "archive"
-	return nil
+	return "", nil
 }
 
 func (p *Puller) remember(o owned) {
@@ -248,11 +277,11 @@ func (p *Puller) remember(o owned) {
 }
 
 // Undo takes back what this run did to local storage; it runs when the run
-// is cancelled. It removes the per-platform names this run gave (giving a
-// name back to the image it was on before: an earlier run's list may hold
-// that one), and an image only when this run brought it and nothing else
-// names it (see Release): an image another run found there, or named
-// meanwhile, stays.
+// is cancelled. A per-platform name this run gave goes back to the image
+// it was on before (an earlier run's list may hold that one), or away; a
+// name another run moved on meanwhile stays where it is. An image goes
+// only when this run brought it and nothing else names it (see Release):
+// an image another run found there, or named meanwhile, stays.
 // It takes a context of its own: the run's is gone.
 func (p *Puller) Undo() {
 	p.mu.Lock()
@@ -266,45 +295,72 @@ func (p *Puller) Undo() {
 	defer cancel()
 	for _, o := range owned {
 		api := p.local.Bind(ctx)
-		err := Release(api, o.id, o.ref, o.fresh)
-		if o.ref != "" && o.prev != "" {
-			err = errors.Join(err, tag(api, o.prev, o.ref))
-		}
+		err := p.giveBackName(api, o)
+		err = errors.Join(err, Release(api, o.id, "", o.fresh))
 		if err != nil {
 			p.opts.Log.Warn("taking back what this run put into local storage", "error", err)
 		}
 	}
 }
 
+// giveBackName moves o.ref from o's image back to o.prev, or removes it,
+// under the name's lock, if the name is still on o's image.
+func (p *Puller) giveBackName(api context.Context, o owned) error {
+	if o.ref == "" {
+		return nil
+	}
+	unlock, err := namelock.Lock(api, p.opts.LockDir, o.ref)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if ours, err := hasName(api, o.id, o.ref); err != nil || !ours {
+		return err // moved on by another run: theirs now
+	}
+	if o.prev != "" {
+		// Tagging moves the name: it is on one image at a time.
+		if err := tag(api, o.prev, o.ref); err == nil {
+			return nil
+		}
+		// The earlier image is gone: nothing to give the name back to.
+	}
+	if err := untag(api, o.id, o.ref); err != nil {
+		return fmt.Errorf("untagging %s from %s: %w", o.ref, stringid.TruncateID(o.id), err)
+	}
+	return nil
+}
+
 // viaRegistry: the node pushes the image through a forward on its own
 // connection (layers the registry has are not sent), then the local podman
 // pulls it by digest (layers local storage has are not read).
-func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) error {
+// It returns the name the pull gave the image (NAME@DIGEST in the
+// transfer registry), for the caller to drop once the image has its own.
+func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) (string, error) {
 	name := job.Session.Target.Name
 	listen, err := nodeListener(job.Session)
 	if err != nil {
-		return err
+		return "", err
 	}
 	// The forward first: a node that refuses it does not need the
 	// registry started.
 	ln, err := ListenStable(listen, name+"/"+job.Platform.String())
 	if err != nil {
 		if job.Session.Remote() {
-			return unavailable("the SSH server of %s refuses port forwarding (AllowTcpForwarding in its sshd_config?): %v", name, err)
+			return "", unavailable("the SSH server of %s refuses port forwarding (AllowTcpForwarding in its sshd_config?): %v", name, err)
 		}
-		return unavailable("no port on 127.0.0.1 for %s: %v", name, err)
+		return "", unavailable("no port on 127.0.0.1 for %s: %v", name, err)
 	}
 	reg, err := p.registry(ctx)
 	if err != nil {
 		ln.Close()
-		return fault.AsLocal(err)
+		return "", fault.AsLocal(err)
 	}
 	// Before the node pushes: a local service that cannot pull from the
 	// registry would waste the push.
 	via, err := p.localRoute(ctx, reg)
 	if err != nil {
 		ln.Close()
-		return fault.AsLocal(err)
+		return "", fault.AsLocal(err)
 	}
 	fwd := ServeForward(ln, reg.Addr())
 	job.Watch(func() int64 { in, _ := fwd.Bytes(); return in })
@@ -324,19 +380,19 @@ func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) erro
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}
-		return fmt.Errorf("pushing %s from %s to the transfer registry: %w", job.Platform, name, err)
+		return "", fmt.Errorf("pushing %s from %s to the transfer registry: %w", job.Platform, name, err)
 	}
 	man, err := reg.ManifestOf(ctx, repo)
 	if err != nil {
-		return fault.AsLocal(fmt.Errorf("reading what %s pushed to the transfer registry: %w", name, err))
+		return "", fault.AsLocal(fmt.Errorf("reading what %s pushed to the transfer registry: %w", name, err))
 	}
 	if pushed != "" && pushed != man.Digest {
-		return fmt.Errorf("%s pushed manifest %s, the transfer registry holds %s", name, pushed, man.Digest)
+		return "", fmt.Errorf("%s pushed manifest %s, the transfer registry holds %s", name, pushed, man.Digest)
 	}
 	// The config is the image: its digest is the image ID. A push that
 	// rewrote it (a format conversion) would give another image here.
 	if strings.TrimPrefix(man.Config, "sha256:") != job.ID {
-		return fmt.Errorf("the transfer changed the image: %s built %s, the transfer registry holds config %s", name, stringid.TruncateID(job.ID), man.Config)
+		return "", fmt.Errorf("the transfer changed the image: %s built %s, the transfer registry holds config %s", name, stringid.TruncateID(job.ID), man.Config)
 	}
 	res.Layers = len(man.Layers)
 	for _, l := range man.Layers {
@@ -347,30 +403,22 @@ func (p *Puller) viaRegistry(ctx context.Context, job Request, res *Result) erro
 }
 
 // pullFromRegistry has the local service pull ref, checks it is the image
-// the node built, and names it job.Ref instead of ref.
-func (p *Puller) pullFromRegistry(ctx context.Context, job Request, ref string) error {
+// the node built, and returns ref, the name the pull gave it: the caller
+// gives the image its own name, then drops ref, whose port means nothing
+// after this run.
+func (p *Puller) pullFromRegistry(ctx context.Context, job Request, ref string) (string, error) {
 	name := job.Session.Target.Name
 	ids, err := pull(ctx, p.local, ref, job.Platform.OS, job.Platform.Arch, job.Platform.Variant)
 	if err != nil {
 		if ctx.Err() != nil {
-			return context.Cause(ctx)
+			return "", context.Cause(ctx)
 		}
-		return fault.AsLocal(fmt.Errorf("pulling %s from the transfer registry into local storage: %w", job.Platform, err))
+		return "", fault.AsLocal(fmt.Errorf("pulling %s from the transfer registry into local storage: %w", job.Platform, err))
 	}
 	if len(ids) != 1 || ids[0] != job.ID {
-		return fault.AsLocal(fmt.Errorf("pulling %s from the transfer registry gave image %v, not %s built on %s", job.Platform, ids, stringid.TruncateID(job.ID), name))
+		return "", fault.AsLocal(fmt.Errorf("pulling %s from the transfer registry gave image %v, not %s built on %s", job.Platform, ids, stringid.TruncateID(job.ID), name))
 	}
-	// The pull named the image after the transfer registry, whose port
-	// means nothing after this run. Name it job.Ref first, so that the
-	// image never goes nameless (an image prune would take it), then drop
-	// the transfer name.
-	if err := tag(p.local.Bind(ctx), job.ID, job.Ref); err != nil {
-		return fault.AsLocal(fmt.Errorf("tagging %s as %s: %w", stringid.TruncateID(job.ID), job.Ref, err))
-	}
-	if err := dropName(p.local.Bind(ctx), job.ID, ref); err != nil {
-		p.opts.Log.Warn("dropping the transfer registry's name from a pulled image", "image", stringid.TruncateID(job.ID), "name", ref, "error", err)
-	}
-	return nil
+	return ref, nil
 }
 
 // registry returns the run's registry, starting it on first use.

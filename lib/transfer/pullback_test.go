@@ -10,10 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/farm-build/farm/lib/conn"
 	"github.com/farm-build/farm/lib/fault"
 	"github.com/farm-build/farm/lib/platform"
@@ -66,7 +68,7 @@ func newPullFixtureWith(t *testing.T, opts Options, nodeURI string) *pullFixture
 	t.Helper()
 	f := &pullFixture{node: podmantest.New(t), local: podmantest.New(t), notes: &notes{}}
 	localClient := connect(t, f.local.URI)
-	opts.CacheDir, opts.Log = t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.CacheDir, opts.LockDir, opts.Log = t.TempDir(), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.puller = NewPuller(localClient, opts)
 	t.Cleanup(func() { f.puller.Close() })
 	if nodeURI == "" {
@@ -298,6 +300,44 @@ func TestPullNothingWhenLocalHasItAndUndo(t *testing.T) {
 	g.puller.Undo()
 	if _, ok := g.local.Image(g.req.ID); ok {
 		t.Error("Undo left the image it brought")
+	}
+}
+
+// A run of the same tag before this one left the per-platform name on its
+// image, which its list may hold. An interrupted run gives the name back to
+// that image, whichever way its own came; unless another run has moved the
+// name on meanwhile: then it stays there.
+func TestUndoGivesTheNameBack(t *testing.T) {
+	const earlier, later = "e0e0e0e0e0e0e0e0", "f0f0f0f0f0f0f0f0"
+	for _, mode := range []string{ModeArchive, ModeRegistry} {
+		for _, movedOn := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/moved on %v", mode, movedOn), func(t *testing.T) {
+				f := newPullFixture(t, mode, "")
+				f.local.AddImage(podmantest.Image{ID: earlier, Names: []string{f.req.Ref}})
+				f.local.AddImage(podmantest.Image{ID: later})
+				if _, err := f.puller.Pull(context.Background(), f.req); err != nil {
+					t.Fatalf("%v\n%s", err, f.notes)
+				}
+				if img, _ := f.local.Image(f.req.ID); !slices.Equal(img.Names, []string{f.req.Ref}) {
+					t.Fatalf("the pulled image is named %q, want only %s", img.Names, f.req.Ref)
+				}
+				want := earlier
+				if movedOn {
+					want = later
+					tagged, _ := nameTag(f.req.Ref)
+					if err := images.Tag(connect(t, f.local.URI).Bind(context.Background()), later, tagged.Tag(), tagged.Name(), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				f.puller.Undo()
+				if img, ok := f.local.Image(f.req.Ref); !ok || img.ID != want {
+					t.Errorf("after undo %s is on %+v, want %s", f.req.Ref, img, want)
+				}
+				if _, ok := f.local.Image(f.req.ID); ok {
+					t.Error("undo left the image the run brought")
+				}
+			})
+		}
 	}
 }
 

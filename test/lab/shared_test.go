@@ -129,13 +129,21 @@ func manifestOf(recs []record.Record) *record.Manifest {
 }
 
 // Two and three pipelines with one tag at once, the third interrupted once
-// its amd64 image took the per-platform tag: whichever list is left, its
-// per-platform tags name its very images (every member tagged, so `podman
-// image prune` keeps them), it pushes with `podman manifest push --all`,
-// and both members run.
+// its amd64 image took the per-platform tag, while the lists are made or
+// after they are: whichever list is left, its per-platform tags name its
+// very images (every member tagged, so `podman image prune` keeps them),
+// it pushes with `podman manifest push --all`, and both members run.
 func TestSameTagRunsLeaveOneConsistentState(t *testing.T) {
-	for _, n := range []int{2, 3} {
-		t.Run(fmt.Sprintf("%d runs", n), func(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		third      bool // a third run, interrupted after its amd64 pull-back
+		thirdAfter bool // started once the two lists are made
+	}{
+		{"2 runs", false, false},
+		{"3 runs", true, false},
+		{"2 runs then 1 interrupted", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			name := "localhost/farm-test/sametag:" + relNonce()
 			amd, arm := name+"-linux-amd64", name+"-linux-arm64"
 			relRemoveLocal(t, name, amd, arm)
@@ -153,7 +161,17 @@ func TestSameTagRunsLeaveOneConsistentState(t *testing.T) {
 				pipes = append(pipes, relStart(t, nil, nil, "bash", "-c", fmt.Sprintf("set -o pipefail; farm-nodes --farm lab --timeout 60s | farm-plan --platforms linux/amd64,linux/arm64 "+
 					"| farm-build -t %s --build-arg NONCE=%s %s | tee %s | farm-manifest", name, nonce, ctxDir, out)))
 			}
-			if n == 3 {
+			waitPipes := func() {
+				for i, p := range pipes {
+					if code := p.wait(t, 5*time.Minute); code != 0 {
+						t.Fatalf("pipeline %d: exit %d", i, code)
+					}
+				}
+			}
+			if tc.thirdAfter {
+				waitPipes()
+			}
+			if tc.third {
 				split := relContext(t, map[string]string{"Containerfile": relSplitContainerfile})
 				nonce := relNonce()
 				third := relStart(t, nil, relOpen(t, relPins(t, "linux/amd64=lab-3", "linux/arm64=lab-3")), "farm-build", "--progress", "plain",
@@ -165,10 +183,8 @@ func TestSameTagRunsLeaveOneConsistentState(t *testing.T) {
 					t.Fatalf("the interrupted run: exit %d, want 130", code)
 				}
 			}
-			for i, p := range pipes {
-				if code := p.wait(t, 5*time.Minute); code != 0 {
-					t.Fatalf("pipeline %d: exit %d", i, code)
-				}
+			if !tc.thirdAfter {
+				waitPipes()
 			}
 			list := relListDigests(t, name)
 			var winner string
