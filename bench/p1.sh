@@ -76,14 +76,24 @@ farm_push() {
 	MANIFEST_ARGS=()
 }
 
-# p1_case NAME CONTEXT [build flags...]: RUNS interleaved pairs; sets the
-# arrays farm_t, peer_t and ratio_t.
+# p1_case NAME CONTEXT [build flags...]: RUNS interleaved runs of the
+# farm, of the farm with no node info cache (farm-nodes --cache-ttl 0: a
+# first run, or one after a pause), and of the peer; sets the arrays farm_t,
+# cold_t, peer_t, ratio_t and cold_ratio_t.
 p1_case() {
 	local name=$1 ctx=$2 r t nonce
 	shift 2
-	farm_t=() peer_t=() ratio_t=()
+	farm_t=() cold_t=() peer_t=() ratio_t=() cold_ratio_t=()
 	for ((r = 1; r <= RUNS; r++)); do
 		nonce=$(nonce)
+		# shellcheck disable=SC2034 # read by pipeline (bench/lib/common.sh)
+		NODES_ARGS=(--cache-ttl 0)
+		timeit t farm_push "p1-$name-cold-$r" "farm-bench/p1-$name-cold-$r" "$ctx" --no-cache \
+			--build-arg "NONCE=$nonce-c" "$@" || true
+		# shellcheck disable=SC2034 # read by pipeline (bench/lib/common.sh)
+		NODES_ARGS=()
+		pipeline_ok "p1-$name-cold-$r" 1 || { warn "farm run $name $r made no list (see $OUT/runs/p1-$name-cold-$r.log)"; return 1; }
+		cold_t+=("$t")
 		timeit t farm_push "p1-$name-$r" "farm-bench/p1-$name-farm-$r" "$ctx" --no-cache \
 			--build-arg "NONCE=$nonce-f" "$@" || true
 		pipeline_ok "p1-$name-$r" 1 || { warn "farm run $name $r made no list (see $OUT/runs/p1-$name-$r.log)"; return 1; }
@@ -93,7 +103,8 @@ p1_case() {
 			{ warn "peer run $name $r failed (see $OUT/runs/p1-$name-peer-$r.log)"; return 1; }
 		peer_t+=("$t")
 		ratio_t+=("$(calc "${farm_t[-1]} / ${peer_t[-1]}")")
-		say "$name run $r: farm $(f2 "${farm_t[-1]}") s, peer $(f2 "${peer_t[-1]}") s"
+		cold_ratio_t+=("$(calc "${cold_t[-1]} / ${peer_t[-1]}")")
+		say "$name run $r: farm $(f2 "${farm_t[-1]}") s (no info cache $(f2 "${cold_t[-1]}") s), peer $(f2 "${peer_t[-1]}") s"
 	done
 }
 
@@ -115,21 +126,24 @@ bench_P1() {
 	say "N=$n (amd64 about ${secs} s), $RUNS runs; peer: $(peer_podman --version)"
 	loads+=("$(load1)")
 	p1_case trivial trivial
-	local tf=("${farm_t[@]}") tp=("${peer_t[@]}") tr=("${ratio_t[@]}")
+	local tf=("${farm_t[@]}") tp=("${peer_t[@]}") tr=("${ratio_t[@]}") tc=("${cold_t[@]}") tcr=("${cold_ratio_t[@]}")
 	loads+=("$(load1)")
 	p1_case count count --build-arg "N=$n"
 	loads+=("$(load1)")
 
 	md "One platform (linux/amd64) on lab-p5 (podman 5.4.2), --no-cache, unique NONCE per build, both pushing to the lab registry and making the list there; $RUNS interleaved pairs, median (per-run values)."
-	md "peer = \`podman farm build --farm p5 --local=false --tls-verify=false -t $FARM_LAB_REGISTRY/REPO\` (podman 5.4.2 client); farm = \`farm-nodes --node lab-p5 | farm-plan | farm-build --push | farm-manifest\`."
+	md "peer = \`podman farm build --farm p5 --local=false --tls-verify=false -t $FARM_LAB_REGISTRY/REPO\` (podman 5.4.2 client); farm = \`farm-nodes --node lab-p5 | farm-plan | farm-build --push | farm-manifest\`, as a user's next run within farm-nodes' --cache-ttl (5 minutes: the node's podman info is not asked again); farm, no info cache = the same with \`farm-nodes --cache-ttl 0\` (a first run, or one after a pause), run just before it."
 	md ""
 	md "| measurement | median s | runs |" "|---|---:|---|"
 	md "| farm, trivial | $(f2 "$(median "${tf[@]}")") | $(runs_list "${tf[@]}") |"
 	md "| peer, trivial | $(f2 "$(median "${tp[@]}")") | $(runs_list "${tp[@]}") |"
 	md "| **farm/peer, trivial** | **$(f2 "$(median "${tr[@]}")")** | $(runs_list "${tr[@]}") |"
+	md "| farm, no info cache, trivial | $(f2 "$(median "${tc[@]}")") | $(runs_list "${tc[@]}") |"
+	md "| farm, no info cache / peer, trivial | $(f2 "$(median "${tcr[@]}")") | $(runs_list "${tcr[@]}") |"
 	md "| farm, CPU-bound step (N=$n) | $(f2 "$(median "${farm_t[@]}")") | $(runs_list "${farm_t[@]}") |"
 	md "| peer, same | $(f2 "$(median "${peer_t[@]}")") | $(runs_list "${peer_t[@]}") |"
 	md "| **farm/peer, CPU-bound** | **$(f2 "$(median "${ratio_t[@]}")")** | $(runs_list "${ratio_t[@]}") |"
+	md "| farm, no info cache / peer, CPU-bound | $(f2 "$(median "${cold_ratio_t[@]}")") | $(runs_list "${cold_ratio_t[@]}") |"
 	md "| 1-min load average before trivial / before CPU-bound / after | | $(join_by ' / ' "${loads[@]}") |"
 	md ""
 	md "What the peer cannot build (farm builds each of these):" "" "| case | the peer's error |" "|---|---|"

@@ -149,6 +149,8 @@ stamp() {
 
 # farm-manifest's flags in `pipeline` (e.g. --tls-verify=false after --push).
 MANIFEST_ARGS=()
+# farm-nodes' flags in `pipeline` (e.g. --cache-ttl 0: no node info cache).
+NODES_ARGS=()
 
 # pipeline RUN_ID NODES PLATFORMS TAG DIR [farm-build flags...]
 # farm-nodes --node NODES | farm-plan --platforms PLATFORMS [| $PLAN_FILTER]
@@ -162,7 +164,7 @@ pipeline() {
 	mkdir -p "$OUT/runs"
 	: >"$p.log"
 	printf '%s start -\n' "$EPOCHREALTIME" >"$p.stamps"
-	farm-nodes --node "$nodes" 2>>"$p.log" | stamp "$p.stamps" nodes |
+	farm-nodes --node "$nodes" "${NODES_ARGS[@]}" 2>>"$p.log" | stamp "$p.stamps" nodes |
 		farm-plan --platforms "$platforms" 2>>"$p.log" | ${PLAN_FILTER:-cat} | stamp "$p.stamps" plan |
 		farm-build -t "$tag" --preconnect "$nodes" "$@" "$dir" 2>>"$p.log" | tee "$p.images.jsonl" | stamp "$p.stamps" build |
 		farm-manifest "${MANIFEST_ARGS[@]}" 2>>"$p.log" >"$p.manifest.json"

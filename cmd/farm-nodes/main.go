@@ -19,6 +19,9 @@ binfmt_misc registrations), its cpus, memory and podman version. It writes one
 node record per node on stdout for farm-plan (JSON Lines; docs/records.md), or
 a table when stdout is a terminal. A node that cannot be reached within
 --timeout is still a record, with "error" set, so the plan can go around it.
+What a node's podman info says is kept for --cache-ttl (podman computes it
+from its whole store: most of a probe); every probe still connects, and reads
+the load, free space and emulation afresh.
 
 The farm is --node a,b (an ad-hoc farm of system connections), --farm NAME (a
 farm in containers.conf [farms]), or, with neither, every system connection
@@ -70,6 +73,7 @@ func newApp() *cli.App {
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up on a node that has not answered within this `DURATION`"},
 			&cli.StringFlag{Name: "format", Usage: "output `FORMAT`: json (records), table (fits 100 columns: long platform lists summarised, errors under the table) or wide (a table with everything) (default: table on a terminal, json otherwise)"},
 			&cli.StringSliceFlag{Name: "emulate", Usage: "declare that NODE can build PLATFORM[,PLATFORM] by emulation where detection cannot see it: `NODE=PLATFORMS`; repeatable (default: what each node reports)"},
+			&cli.DurationFlag{Name: "cache-ttl", Value: node.DefaultInfoCacheTTL, Usage: "reuse what a node's podman info said (platform, podman version, cpus, memory, rootless, cgroups, storage path) for this `DURATION`, while its service answers with the same podman version (the load, free space and emulation are read every time); 0 asks every node's podman info. Cache: ~/.cache/farm/nodes"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return stage.UsageError{Err: err}
@@ -108,13 +112,16 @@ func options(c *cli.Context) (node.RunOptions, error) {
 	if format != "json" && format != "table" && format != "wide" {
 		return node.RunOptions{}, stage.Usagef("--format %q: want json, table or wide", format)
 	}
+	if c.Duration("cache-ttl") < 0 {
+		return node.RunOptions{}, stage.Usagef("--cache-ttl %s: want a duration of 0 or more", c.Duration("cache-ttl"))
+	}
 	declared, err := parseDeclared(c.StringSlice("emulate"))
 	if err != nil {
 		return node.RunOptions{}, err
 	}
 	return node.RunOptions{
 		Stage: c.App.Name, Nodes: conn.SplitList(c.StringSlice("node")), Farm: c.String("farm"), Local: c.Bool("local"), Table: format != "json", Wide: format == "wide",
-		Probe: node.Options{Timeout: c.Duration("timeout"), SSH: conn.DefaultSSHOptions(), Declared: declared},
+		Probe: node.Options{Timeout: c.Duration("timeout"), SSH: conn.DefaultSSHOptions(), Declared: declared, Cache: node.InfoCache{TTL: c.Duration("cache-ttl")}},
 	}, nil
 }
 

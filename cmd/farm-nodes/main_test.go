@@ -36,6 +36,7 @@ func farm(t *testing.T, nodes map[string]string) {
 	}
 	t.Setenv("CONTAINERS_CONF", conf)
 	t.Setenv("PODMAN_CONNECTIONS_CONF", filepath.Join(t.TempDir(), "none.json"))
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the node info cache
 }
 
 // reportsEmulation makes the fake say what it emulates, as podman 5.6
@@ -88,6 +89,7 @@ func TestFarmNodesLocal(t *testing.T) {
 	fake := podmantest.New(t)
 	reportsEmulation(fake)
 	t.Setenv("CONTAINER_HOST", fake.URI)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the node info cache
 	code, stdout, stderr := runApp(t, "--local")
 	if code != stage.ExitOK || !strings.Contains(stdout, `"name":"local"`) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)

@@ -6,6 +6,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -31,6 +33,18 @@ type Options struct {
 	// Declared adds emulated platforms per node name, for what detection
 	// cannot see (like buildx's --platform on a node).
 	Declared map[string][]string
+	// Cache keeps what each node's podman info said (off when its TTL is
+	// 0).
+	Cache InfoCache
+	// Log gets debug lines (nil: none).
+	Log *slog.Logger
+}
+
+func (o Options) log() *slog.Logger {
+	if o.Log == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o.Log
 }
 
 // Probe asks every target at once and returns one record per target, in the
@@ -96,24 +110,25 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 		return fail(err)
 	}
 	defer s.Close()
-	// Read binfmt_misc while podman computes its info (0.2 s on podman
-	// 4.3): it is needed unless the service reports emulation itself, and
-	// doing both at once keeps every node's probe, and so the whole
-	// pipeline's start, shorter.
-	type binfmt struct {
-		out []byte
-		err error
+	// Read binfmt_misc and the load while podman computes its info (0.2 s
+	// on podman 4.3): it is needed unless the service reports emulation
+	// itself, and doing both at once keeps every node's probe, and so the
+	// whole pipeline's start, shorter.
+	cached, _ := opts.Cache.load(t.URI, time.Now())
+	graphRoot := ""
+	if cached != nil {
+		graphRoot = cached.Store.GraphRoot
 	}
-	binfmtDone := make(chan binfmt, 1)
+	scriptDone := make(chan scriptResult, 1)
 	go func() {
-		out, err := s.Run(ctx, probeScript(SocketPath(t.URI)))
-		binfmtDone <- binfmt{out, err}
+		out, err := s.Run(ctx, probeScript(SocketPath(t.URI), graphRoot))
+		scriptDone <- scriptResult{out, err}
 	}()
 	client, err := s.Connect(ctx)
 	if err != nil {
 		return fail(explainConnect(err))
 	}
-	info, err := ReadInfo(ctx, client)
+	info, free, b, err := infoOf(ctx, t, client, cached, scriptDone, opts)
 	if err != nil {
 		return fail(fmt.Errorf("%w; is the podman service healthy? try: podman --connection %s info", err, t.Name))
 	}
@@ -136,14 +151,14 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 			emulated[c] = true
 		}
 	}
-	switch b := <-binfmtDone; {
+	switch {
 	case b.err == nil:
 		if len(info.Host.EmulatedArchitectures) == 0 {
 			for _, p := range ParseBinfmt(string(b.out)) {
 				emulated[p] = true
 			}
 		}
-		rec.Load = ParseLoad(string(b.out), info.Store.free())
+		rec.Load = ParseLoad(string(b.out), free)
 	case b.err != conn.ErrNoShell && len(info.Host.EmulatedArchitectures) == 0:
 		return fail(fmt.Errorf("reading binfmt_misc registrations: %w; check that the node's shell can read them (cat /proc/sys/fs/binfmt_misc/status)", b.err))
 	}
@@ -157,6 +172,44 @@ func probe(ctx context.Context, t conn.Target, rec record.Node, opts Options) re
 	delete(emulated, native.String())
 	rec.Emulated = append(rec.Emulated, slices.Sorted(maps.Keys(emulated))...)
 	return rec
+}
+
+// scriptResult is what probeScript printed.
+type scriptResult struct {
+	out []byte
+	err error
+}
+
+// infoOf returns the node's info, the free bytes of its storage, and the
+// probe script's result: the cached info when the service answered its
+// ping with the cached version and the script read the free space of the
+// cached storage path, else podman's info, which it then caches.
+func infoOf(ctx context.Context, t conn.Target, client *podman.Client, cached *Info, script <-chan scriptResult, opts Options) (*Info, int64, scriptResult, error) {
+	if cached != nil && client.Version() != nil && client.Version().String() == strings.TrimPrefix(cached.Version.Version, "v") {
+		b := <-script
+		if free, ok := parseFree(string(b.out)); b.err == nil && ok {
+			// What the service would say it emulates comes from the
+			// binfmt_misc registrations the script read just now.
+			live := *cached
+			live.Host.EmulatedArchitectures = nil
+			opts.log().Debug("podman info from the cache", "node", t.Name, "podman", cached.Version.Version)
+			return &live, free, b, nil
+		}
+		script = replay(b)
+	}
+	info, err := ReadInfo(ctx, client)
+	if err != nil {
+		return nil, 0, scriptResult{}, err
+	}
+	opts.Cache.store(t.URI, info, time.Now())
+	return info, info.Store.free(), <-script, nil
+}
+
+// replay is a channel that gives b again.
+func replay(b scriptResult) <-chan scriptResult {
+	c := make(chan scriptResult, 1)
+	c <- b
+	return c
 }
 
 // Info is the part of GET /info farm reads. It is decoded here rather than
@@ -229,15 +282,17 @@ func ReadInfo(ctx context.Context, c *podman.Client) (*Info, error) {
 
 // probeScript prints every enabled binfmt_misc registration as "name
 // interpreter" lines (none when binfmt_misc is off), then the node's load:
-// "@loadavg A" (the 1-minute load average), "@claims N", the farm jobs that
+// "@loadavg A" (the 1-minute load average), "@free BYTES", the free space
+// of the filesystem of graphRoot when one is given (as podman's info
+// counts it: free blocks, root's reserve included), "@claims N", the farm jobs that
 // hold a build claim on the service listening on socket (claims.go), and
 // "@builds N", the RUN steps that service runs now. Those are the
 // buildah-oci-runtime processes whose parent holds the socket (found
 // through /proc/net/unix and the holders' fds), so another service on the
 // same machine (the lab's nodes share one) is not counted. It takes about
 // 0.1 s on an idle lab node, while podman computes its info.
-func probeScript(socket string) string {
-	return "sock=" + shellQuote(socket) + "\n" + `d=/proc/sys/fs/binfmt_misc
+func probeScript(socket, graphRoot string) string {
+	return "sock=" + shellQuote(socket) + "\ngraphroot=" + shellQuote(graphRoot) + "\n" + `d=/proc/sys/fs/binfmt_misc
 st=""
 { read -r st < "$d/status"; } 2>/dev/null
 if [ "$st" = enabled ]; then
@@ -253,6 +308,11 @@ if [ "$st" = enabled ]; then
 	done
 fi
 { read -r avg _ < /proc/loadavg; } 2>/dev/null && echo "@loadavg $avg"
+if [ -n "$graphroot" ]; then
+	# blocks free, block size
+	set -- $(stat -f -c '%f %s' -- "$graphroot" 2>/dev/null)
+	[ $# -eq 2 ] && echo "@free $(($1 * $2))"
+fi
 ` + countClaimsScript(ClaimDir(socket)) + `# Every socket bound to that path: after a restart the dead service's may
 # still be listed (first), and only the live one has a holder.
 svc=" "
@@ -323,6 +383,17 @@ func ParseLoad(out string, free int64) *record.Load {
 	l.Builds = max(l.Builds, claims)
 	l.StorageFree = free
 	return &l
+}
+
+// parseFree reads the "@free BYTES" line probeScript printed.
+func parseFree(out string) (int64, bool) {
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "@free "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil && n >= 0
+		}
+	}
+	return 0, false
 }
 
 // qemuArch maps qemu's names for targets to platforms. arm covers both

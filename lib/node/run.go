@@ -36,6 +36,9 @@ func Run(ctx context.Context, opts RunOptions, stdout io.Writer, log *slog.Logge
 		return err
 	}
 	defer done()
+	if opts.Probe.Log == nil {
+		opts.Probe.Log = log
+	}
 	nodes := Probe(ctx, targets, opts.Probe)
 	answered := 0
 	for _, n := range nodes {

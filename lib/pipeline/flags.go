@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/farm-build/farm/lib/buildflags"
+	"github.com/farm-build/farm/lib/node"
 	"github.com/urfave/cli/v2"
 )
 
@@ -25,6 +26,7 @@ func Flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "node", Usage: "build on the system connections `NAME`[,NAME...] as an ad-hoc farm; repeatable (default: every system connection, unless --farm)"},
 		&cli.BoolFlag{Name: "local", Usage: `also build on this machine's podman service, as node "local" (podman farm build's --local; default: false)`},
 		&cli.DurationFlag{Name: "node-timeout", Value: 10 * time.Second, Usage: "give up on a node that has not answered within this `DURATION` (farm-nodes --timeout)"},
+		&cli.DurationFlag{Name: "node-cache-ttl", Value: node.DefaultInfoCacheTTL, Usage: "reuse what a node's podman info said for this `DURATION`; 0 asks every time (farm-nodes --cache-ttl)"},
 		&cli.StringSliceFlag{Name: "emulate", Usage: "declare that NODE can build PLATFORMS by emulation: `NODE=PLATFORMS`; repeatable, as farm-nodes --emulate (default: what each node reports)"},
 		&cli.StringFlag{Name: "platforms", Usage: "comma-separated target `PLATFORMS`, as podman farm build (default: every platform a reachable node builds natively)"},
 		&cli.StringFlag{Name: "emulation", Value: "auto", Usage: "`MODE` auto builds a platform no node runs natively by emulation, never fails instead (farm-plan --emulation)"},
@@ -54,29 +56,30 @@ func withFlag(stage string) string { return stage[len("farm-"):] + "-with" }
 
 // routes of the flags that do not simply go to farm-build.
 var routes = map[string]route{
-	"farm":          {stages: []string{Nodes}},
-	"node":          {stages: []string{Nodes}},
-	"local":         {stages: []string{Nodes}},
-	"node-timeout":  {stages: []string{Nodes}, as: "timeout"},
-	"emulate":       {stages: []string{Nodes}},
-	"platforms":     {stages: []string{Plan}},
-	"emulation":     {stages: []string{Plan}},
-	"affinity":      {stages: []string{Plan}},
-	"manifest":      {stages: []string{Manifest}, as: "ARG"},
-	"allow-partial": {stages: []string{Manifest}},
-	"digestfile":    {stages: []string{Manifest}},
-	"tls-verify":    {stages: []string{Build, Manifest}},
-	"authfile":      {stages: []string{Build, Manifest}},
-	"connection":    {stages: []string{Build, Manifest}},
-	"url":           {stages: []string{Build, Manifest}},
-	"log-level":     {stages: Order},
-	"log-format":    {stages: Order},
-	"nodes-with":    {},
-	"plan-with":     {},
-	"build-with":    {},
-	"manifest-with": {},
-	"print":         {},
-	"timeline":      {stages: []string{Timeline}, as: "output"}, // a stage of its own, only when given
+	"farm":           {stages: []string{Nodes}},
+	"node":           {stages: []string{Nodes}},
+	"local":          {stages: []string{Nodes}},
+	"node-timeout":   {stages: []string{Nodes}, as: "timeout"},
+	"node-cache-ttl": {stages: []string{Nodes}, as: "cache-ttl"},
+	"emulate":        {stages: []string{Nodes}},
+	"platforms":      {stages: []string{Plan}},
+	"emulation":      {stages: []string{Plan}},
+	"affinity":       {stages: []string{Plan}},
+	"manifest":       {stages: []string{Manifest}, as: "ARG"},
+	"allow-partial":  {stages: []string{Manifest}},
+	"digestfile":     {stages: []string{Manifest}},
+	"tls-verify":     {stages: []string{Build, Manifest}},
+	"authfile":       {stages: []string{Build, Manifest}},
+	"connection":     {stages: []string{Build, Manifest}},
+	"url":            {stages: []string{Build, Manifest}},
+	"log-level":      {stages: Order},
+	"log-format":     {stages: Order},
+	"nodes-with":     {},
+	"plan-with":      {},
+	"build-with":     {},
+	"manifest-with":  {},
+	"print":          {},
+	"timeline":       {stages: []string{Timeline}, as: "output"}, // a stage of its own, only when given
 }
 
 func routeOf(name string) route {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -327,6 +328,52 @@ func TestKindsPlanAvoidsBusyNode(t *testing.T) {
 	for _, alt := range job.Alternatives {
 		if alt.Load != nil && alt.Load.Builds < job.Node.Load.Builds {
 			t.Errorf("amd64 stays on lab-p5 (builds %d) while %s has %d builds:\n%s", job.Node.Load.Builds, alt.Name, alt.Load.Builds, r.stderr)
+		}
+	}
+}
+
+// TestKindsNodeInfoCache: a farm-nodes soon after another asks no node's
+// podman info, on every kind (rootful 4.3.1, podman 5.4, rootless), and
+// writes the same records: the load and free space read afresh, the rest
+// as the service said. --cache-ttl 0 asks again.
+func TestKindsNodeInfoCache(t *testing.T) {
+	kindNodes(t)
+	env := []string{"XDG_CACHE_HOME=" + t.TempDir()}
+	probe := func(flags string) (map[string]*record.Node, string) {
+		t.Helper()
+		r := run(t, env, "farm-nodes --farm mixed --log-level debug "+kindsTimeout+" "+flags)
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		return nodesOf(decode(t, r.stdout)), r.stderr
+	}
+	first, log := probe("")
+	if strings.Contains(log, "podman info from the cache") {
+		t.Fatalf("the first farm-nodes used a cache:\n%s", log)
+	}
+	second, log := probe("")
+	uncached, logOff := probe("--cache-ttl 0")
+	if strings.Contains(logOff, "podman info from the cache") {
+		t.Errorf("--cache-ttl 0 used the cache:\n%s", logOff)
+	}
+	for _, name := range []string{"lab-1", "lab-p5", "lab-rootless"} {
+		if !strings.Contains(log, `msg="podman info from the cache" node=`+name) {
+			t.Errorf("the second farm-nodes asked %s's podman info again:\n%s", name, log)
+		}
+		a, b, c := first[name], second[name], uncached[name]
+		if a == nil || b == nil || c == nil || a.Error != "" || b.Error != "" || c.Error != "" || a.Load == nil || b.Load == nil || c.Load == nil {
+			t.Fatalf("%s: %+v / %+v / %+v", name, a, b, c)
+		}
+		// Free space as podman counts it, of the same filesystem, moments
+		// apart.
+		if d := b.Load.StorageFree - c.Load.StorageFree; d > 256<<20 || d < -256<<20 {
+			t.Errorf("%s: storage free %d from the cache's path, %d from podman info", name, b.Load.StorageFree, c.Load.StorageFree)
+		}
+		for _, n := range []*record.Node{a, b, c} {
+			n.Load = nil
+		}
+		if !reflect.DeepEqual(a, b) || !reflect.DeepEqual(b, c) {
+			t.Errorf("%s: the records differ:\n%+v\n%+v\n%+v", name, a, b, c)
 		}
 	}
 }
