@@ -76,32 +76,41 @@ farm_push() {
 	MANIFEST_ARGS=()
 }
 
-# p1_case NAME CONTEXT [build flags...]: RUNS interleaved runs of the
+# p1_case NAME CONTEXT [build flags...]: RUNS rounds of a run of the
 # farm, of the farm with no node info cache (farm-nodes --cache-ttl 0: a
-# first run, or one after a pause), and of the peer; sets the arrays farm_t,
-# cold_t, peer_t, ratio_t and cold_ratio_t.
+# first run, or one after a pause), and of the peer, in an order that
+# rotates each round (each goes first, second and third alike: a run
+# right after another may find the node still settling); sets the arrays
+# farm_t, cold_t, peer_t, ratio_t and cold_ratio_t.
 p1_case() {
-	local name=$1 ctx=$2 r t nonce
+	local name=$1 ctx=$2 r t nonce who order=(cold farm peer)
 	shift 2
 	farm_t=() cold_t=() peer_t=() ratio_t=() cold_ratio_t=()
 	for ((r = 1; r <= RUNS; r++)); do
 		nonce=$(nonce)
-		# shellcheck disable=SC2034 # read by pipeline (bench/lib/common.sh)
-		NODES_ARGS=(--cache-ttl 0)
-		timeit t farm_push "p1-$name-cold-$r" "farm-bench/p1-$name-cold-$r" "$ctx" --no-cache \
-			--build-arg "NONCE=$nonce-c" "$@" || true
+		for who in "${order[@]}"; do
+			case $who in
+			cold | farm)
+				# shellcheck disable=SC2034 # read by pipeline (bench/lib/common.sh)
+				NODES_ARGS=()
+				# shellcheck disable=SC2034
+				[[ $who == farm ]] || NODES_ARGS=(--cache-ttl 0)
+				timeit t farm_push "p1-$name-$who-$r" "farm-bench/p1-$name-$who-$r" "$ctx" --no-cache \
+					--build-arg "NONCE=$nonce-$who" "$@" || true
+				pipeline_ok "p1-$name-$who-$r" 1 || { warn "farm run $name $r made no list (see $OUT/runs/p1-$name-$who-$r.log)"; return 1; }
+				if [[ $who == farm ]]; then farm_t+=("$t"); else cold_t+=("$t"); fi
+				;;
+			peer)
+				timeit t peer_build p5 "farm-bench/p1-$name-peer-$r" "$ctx" --no-cache \
+					--build-arg "NONCE=$nonce-p" "$@" >"$OUT/runs/p1-$name-peer-$r.log" 2>&1 ||
+					{ warn "peer run $name $r failed (see $OUT/runs/p1-$name-peer-$r.log)"; return 1; }
+				peer_t+=("$t")
+				;;
+			esac
+		done
+		order=("${order[@]:1}" "${order[0]}")
 		# shellcheck disable=SC2034 # read by pipeline (bench/lib/common.sh)
 		NODES_ARGS=()
-		pipeline_ok "p1-$name-cold-$r" 1 || { warn "farm run $name $r made no list (see $OUT/runs/p1-$name-cold-$r.log)"; return 1; }
-		cold_t+=("$t")
-		timeit t farm_push "p1-$name-$r" "farm-bench/p1-$name-farm-$r" "$ctx" --no-cache \
-			--build-arg "NONCE=$nonce-f" "$@" || true
-		pipeline_ok "p1-$name-$r" 1 || { warn "farm run $name $r made no list (see $OUT/runs/p1-$name-$r.log)"; return 1; }
-		farm_t+=("$t")
-		timeit t peer_build p5 "farm-bench/p1-$name-peer-$r" "$ctx" --no-cache \
-			--build-arg "NONCE=$nonce-p" "$@" >"$OUT/runs/p1-$name-peer-$r.log" 2>&1 ||
-			{ warn "peer run $name $r failed (see $OUT/runs/p1-$name-peer-$r.log)"; return 1; }
-		peer_t+=("$t")
 		ratio_t+=("$(calc "${farm_t[-1]} / ${peer_t[-1]}")")
 		cold_ratio_t+=("$(calc "${cold_t[-1]} / ${peer_t[-1]}")")
 		say "$name run $r: farm $(f2 "${farm_t[-1]}") s (no info cache $(f2 "${cold_t[-1]}") s), peer $(f2 "${peer_t[-1]}") s"
@@ -131,8 +140,8 @@ bench_P1() {
 	p1_case count count --build-arg "N=$n"
 	loads+=("$(load1)")
 
-	md "One platform (linux/amd64) on lab-p5 (podman 5.4.2), --no-cache, unique NONCE per build, both pushing to the lab registry and making the list there; $RUNS interleaved pairs, median (per-run values)."
-	md "peer = \`podman farm build --farm p5 --local=false --tls-verify=false -t $FARM_LAB_REGISTRY/REPO\` (podman 5.4.2 client); farm = \`farm-nodes --node lab-p5 | farm-plan | farm-build --push | farm-manifest\`, as a user's next run within farm-nodes' --cache-ttl (5 minutes: the node's podman info is not asked again); farm, no info cache = the same with \`farm-nodes --cache-ttl 0\` (a first run, or one after a pause), run just before it."
+	md "One platform (linux/amd64) on lab-p5 (podman 5.4.2), --no-cache, unique NONCE per build, both pushing to the lab registry and making the list there; $RUNS rounds of farm, farm with no info cache and peer, interleaved, the order rotating each round (each goes first, second and third alike); median (per-run values)."
+	md "peer = \`podman farm build --farm p5 --local=false --tls-verify=false -t $FARM_LAB_REGISTRY/REPO\` (podman 5.4.2 client); farm = \`farm-nodes --node lab-p5 | farm-plan | farm-build --push | farm-manifest\`, as a user's next run within farm-nodes' --cache-ttl (5 minutes: the node's podman info is not asked again); farm, no info cache = the same with \`farm-nodes --cache-ttl 0\` (a first run, or one after a pause)."
 	md ""
 	md "| measurement | median s | runs |" "|---|---:|---|"
 	md "| farm, trivial | $(f2 "$(median "${tf[@]}")") | $(runs_list "${tf[@]}") |"
