@@ -230,8 +230,6 @@ func Push(ctx context.Context, client *podman.Client, name string, opts PushOpti
 	return digest, nil
 }
 
-// lock takes an exclusive lock for name, waiting while another farm-manifest
-// writes the same list.
 func byPlatform(a, b *record.Image) int { return strings.Compare(a.Platform, b.Platform) }
 
 // Pushed reports whether the images were pushed by the nodes (farm-build
