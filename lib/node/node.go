@@ -358,42 +358,38 @@ func SocketPath(uri string) string {
 // RUN steps and the farm jobs' claims: a farm job holds its claim from
 // its upload to its image's transfer, and runs one RUN step at a time.
 func ParseLoad(out string, free int64) *record.Load {
+	v := scriptValues(out)
 	var l record.Load
-	var avg, builds bool
-	claims := 0
-	for _, line := range strings.Split(out, "\n") {
-		key, val, _ := strings.Cut(strings.TrimSpace(line), " ")
-		var err error
-		switch key {
-		case "@loadavg":
-			l.Average, err = strconv.ParseFloat(val, 64)
-			avg = err == nil && l.Average >= 0
-		case "@builds":
-			l.Builds, err = strconv.Atoi(val)
-			builds = err == nil && l.Builds >= 0
-		case "@claims":
-			if n, err := strconv.Atoi(val); err == nil {
-				claims = n
-			}
-		}
-	}
-	if !avg || !builds {
+	var err error
+	if l.Average, err = strconv.ParseFloat(v["@loadavg"], 64); err != nil || l.Average < 0 {
 		return nil
 	}
-	l.Builds = max(l.Builds, claims)
+	if l.Builds, err = strconv.Atoi(v["@builds"]); err != nil || l.Builds < 0 {
+		return nil
+	}
+	if claims, err := strconv.Atoi(v["@claims"]); err == nil {
+		l.Builds = max(l.Builds, claims)
+	}
 	l.StorageFree = free
 	return &l
 }
 
 // parseFree reads the "@free BYTES" line probeScript printed.
 func parseFree(out string) (int64, bool) {
+	n, err := strconv.ParseInt(scriptValues(out)["@free"], 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// scriptValues maps the "@KEY VALUE" lines probeScript printed, the last
+// of a key standing.
+func scriptValues(out string) map[string]string {
+	v := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "@free "); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			return n, err == nil && n >= 0
+		if key, val, _ := strings.Cut(strings.TrimSpace(line), " "); strings.HasPrefix(key, "@") {
+			v[key] = val
 		}
 	}
-	return 0, false
+	return v
 }
 
 // qemuArch maps qemu's names for targets to platforms. arm covers both
