@@ -111,24 +111,25 @@ func TestReadStream(t *testing.T) {
 	}
 }
 
-// TestParams: each job's request is the run's options with its own tag,
-// platform and cgroup parent; the rest is what podman-remote sends (see
-// TestQueryMatchesBindings).
+// TestParams: each job's request is the run's options with its own
+// platform and cgroup parent, naming no image (see Runner.build); the rest
+// is what podman-remote sends (see TestQueryMatchesBindings).
 func TestParams(t *testing.T) {
 	opts := entities.BuildOptions{}
+	opts.Output, opts.AdditionalTags = "r/x:1", []string{"r/x:2"}
 	opts.Target = "final"
 	opts.Args = map[string]string{"V": "1,2"}
 	opts.CommonBuildOpts = &define.CommonBuildOptions{CgroupParent: "/theirs", Secrets: []string{"id=x,src=/home/me/x"}, AddHost: []string{"db:10.0.0.2"}}
 	req := request{
 		spec:     &Spec{Options: opts, Containerfiles: []string{"build/Containerfile"}, Secrets: []string{"id=x,src=podman-build-secret-1"}},
-		platform: platform.MustParse("arm/v7"), tag: "r/x:1-linux-arm-v7", cgroup: "/farm-1", marker: marker("farm-1"),
+		platform: platform.MustParse("arm/v7"), cgroup: "/farm-1", marker: marker("farm-1"),
 	}
 	p, err := req.params()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"platform": "linux/arm/v7", "t": "r/x:1-linux-arm-v7", "output": "r/x:1-linux-arm-v7", "dockerfile": `["build/Containerfile"]`,
+		"platform": "linux/arm/v7", "dockerfile": `["build/Containerfile"]`,
 		"buildargs": `{"V":"1,2"}`, "target": "final", "cgroupparent": "/farm-1", "secrets": `["id=x,src=podman-build-secret-1"]`,
 		"networkmode": "0", "isolation": "0", "rm": "0", "omithistory": "0",
 		"extrahosts": `["db:10.0.0.2","farm-1.invalid:127.0.0.1"]`,
@@ -137,6 +138,9 @@ func TestParams(t *testing.T) {
 		if p.Get(k) != v {
 			t.Errorf("%s = %q, want %q", k, p.Get(k), v)
 		}
+	}
+	if tags := p["t"]; len(tags) != 1 || tags[0] != "" || p.Has("output") {
+		t.Errorf("t = %q, output = %q: want the one empty t podman-remote sends without -t, no output", tags, p.Get("output"))
 	}
 	if opts.CommonBuildOpts.CgroupParent != "/theirs" || len(opts.CommonBuildOpts.AddHost) != 1 {
 		t.Error("params changed the run's options")
@@ -187,7 +191,7 @@ func TestParamsCache(t *testing.T) {
 		{"two of theirs, podman 4.3", theirs("r.example/c", "r.example/d"), "", "4.3.1", "", "", "", "podman 4.3.1 on the node takes one --cache-from repository, not 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req := request{spec: tc.spec, platform: platform.MustParse("linux/amd64"), tag: "r/x:1", cache: tc.cache}
+			req := request{spec: tc.spec, platform: platform.MustParse("linux/amd64"), cache: tc.cache}
 			if tc.version != "" {
 				v := semver.MustParse(tc.version)
 				req.version = &v

@@ -71,10 +71,17 @@ func (r *Runner) buildOn(ctx context.Context, job *record.Job, plat platform.Pla
 		return nil, err
 	}
 	cache := r.farmCache(ctx, on, plat)
-	id, buildSeconds, err := r.build(ctx, on, plat, tag, kind, cache)
+	id, buildSeconds, err := r.build(ctx, on, plat, kind, cache)
 	cacheIn, cacheOut := cache.close(ctx, r, on)
 	if err != nil {
 		return nil, err
+	}
+	if err := transfer.Tag(on.client.Bind(ctx), id, tag); err != nil {
+		r.removeOnNode(on.session, id, "")
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return nil, fmt.Errorf("building %s: naming the image %s: %w", on.where, tag, err)
 	}
 	img := &record.Image{
 		Platform: plat.String(), Node: n.Name, ID: id, Tag: r.cfg.Tag, Ref: tag,
@@ -130,14 +137,19 @@ func (r *Runner) connect(ctx context.Context, n record.Node, on onNode) (onNode,
 // where the node allows it and marked with its job id (see cgroup.go),
 // with the farm-wide layer cache when there is one;
 // whatever happens, what is left of it on the node is stopped.
-func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, tag string, kind node.Kind, cache *cacheUse) (string, float64, error) {
+//
+// The build names no image: buildah learns the id of the image it
+// committed by looking up the image's name, so two runs building the same
+// -t on one node at once can each be told the other's id. Unnamed, buildah
+// looks the image up by a random name of its own; buildOn names it after.
+func (r *Runner) build(ctx context.Context, on onNode, plat platform.Platform, kind node.Kind, cache *cacheUse) (string, float64, error) {
 	jobID := newJobID(r.runID)
 	r.cfg.Log.Debug("building", "platform", plat.String(), "node", on.session.Target.Name, "job", jobID, "run", r.runID)
 	on.enter(record.PhaseUpload)
 	start := time.Now()
 	body, runMark := markContext(r.cfg.Context(), r.runID)
 	req := request{
-		spec: &r.cfg.Spec, platform: plat, tag: tag, marker: marker(jobID),
+		spec: &r.cfg.Spec, platform: plat, marker: marker(jobID),
 		cache: cache.name(), version: on.client.Version(), runMark: runMark,
 		context: body, logLine: cache.watch(on.view.Log),
 		onUploaded: func() { on.clock.advance(on.view, record.PhaseUpload, record.PhaseBuild) },

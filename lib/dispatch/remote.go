@@ -26,7 +26,6 @@ import (
 type request struct {
 	spec     *Spec
 	platform platform.Platform
-	tag      string
 	cgroup   string
 	marker   string // a host entry naming the job, see marker()
 	runMark  string // the context's mark file, sent as a secret (tmpfiles.go)

@@ -19,8 +19,8 @@ import (
 type Spec struct {
 	// Options are podman build's options as podman's client makes them
 	// from its command line (see lib/buildflags); they are sent as
-	// podman-remote 4.9 sends them. Output (the tag), the platforms and
-	// the cgroup parent are set per job.
+	// podman-remote 4.9 sends them. The platforms and the cgroup parent
+	// are set per job; the image is named after its build.
 	Options entities.BuildOptions
 	// Containerfiles are paths inside the context archive; empty means the
 	// server's default (Containerfile, then Dockerfile).
@@ -252,10 +252,11 @@ func platformParams(p url.Values, o *entities.BuildOptions) {
 }
 
 // params are the query parameters of one job's POST /build: the run's
-// options with this job's tag, platform and cgroup parent.
+// options with this job's platform and cgroup parent, and no name for the
+// image (see Runner.build).
 func (req request) params() (url.Values, error) {
 	o := req.spec.Options
-	o.Output = req.tag
+	o.Output = ""
 	o.AdditionalTags = nil
 	o.Platforms = []struct{ OS, Arch, Variant string }{{req.platform.OS, req.platform.Arch, req.platform.Variant}}
 	common := define.CommonBuildOptions{}

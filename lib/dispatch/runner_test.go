@@ -266,8 +266,8 @@ func TestRunnerReconnectsAfterANodeFailure(t *testing.T) {
 		failed := false
 		once.Do(func() { failed = true; die(w, r) })
 		if !failed {
-			podmantest.Stream(map[string]string{"stream": podmantest.BuildID(r.URL.Query().Get("t")) + "\n"})(w, r)
-			f.a.AddImage(podmantest.Image{ID: podmantest.BuildID(r.URL.Query().Get("t")), Arch: "arm64"})
+			podmantest.Stream(map[string]string{"stream": podmantest.BuiltID(r.URL.Query().Get("platform")) + "\n"})(w, r)
+			f.a.AddImage(podmantest.Image{ID: podmantest.BuiltID(r.URL.Query().Get("platform")), Arch: "arm64"})
 		}
 	})
 	if img, ok := f.runner.Run(context.Background(), f.job("linux/amd64")).(*record.Image); !ok || img.Node != "b" {
@@ -285,7 +285,7 @@ func TestRunnerReconnectsAfterANodeFailure(t *testing.T) {
 // local storage is not transferred again; --cleanup removes it from the node.
 func TestRunnerDuplicatesReuseAndCleanup(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Cleanup = true })
-	id := podmantest.BuildID("localhost/app:1-linux-amd64")
+	id := podmantest.BuiltID("linux/amd64")
 	f.local.AddImage(podmantest.Image{ID: id})
 	img, ok := f.runner.Run(context.Background(), f.job("linux/amd64")).(*record.Image)
 	if !ok || img.Transfer != "none" || img.BytesIn != 0 {
@@ -304,6 +304,38 @@ func TestRunnerDuplicatesReuseAndCleanup(t *testing.T) {
 	unreachable.Node.Error, unreachable.Alternatives = "down", nil
 	if rec, ok := f.runner.Run(context.Background(), unreachable).(*record.Error); !ok || !strings.Contains(rec.Error, "no reachable node") {
 		t.Errorf("unreachable: %+v", rec)
+	}
+}
+
+// Two runs of one -t building on one node at once: buildah finds the id of
+// the image it committed by the image's name, so a build that names its
+// image may be told the other run's image when that run's commit takes the
+// name first. The handler is that race, lost every time; the job must
+// still get its own image, and the node's per-platform tag ends on it.
+func TestRunnerGetsItsOwnImageWhenAnotherRunTakesTheName(t *testing.T) {
+	f := newFixture(t, nil)
+	theirs := podmantest.BuildID("the other run's image")
+	f.a.Handle(http.MethodPost, "/build", func(w http.ResponseWriter, r *http.Request) {
+		podmantest.Drain(r)
+		ours := podmantest.BuiltID(r.URL.Query().Get("platform"))
+		name := r.URL.Query().Get("t")
+		reported := ours
+		if name != "" {
+			f.a.AddImage(podmantest.Image{ID: ours, Names: []string{name}})
+			f.a.AddImage(podmantest.Image{ID: theirs, Names: []string{name}}) // takes the name
+			reported = theirs
+		} else {
+			f.a.AddImage(podmantest.Image{ID: ours})
+		}
+		podmantest.Stream(map[string]string{"stream": reported + "\n"})(w, r)
+	})
+	img, ok := f.runner.Run(context.Background(), f.job("linux/amd64")).(*record.Image)
+	ours := podmantest.BuiltID("linux/amd64")
+	if !ok || img.ID != ours {
+		t.Fatalf("got %+v, want the job's own image %s\n%s", img, ours, f.log)
+	}
+	if named, _ := f.a.Image("localhost/app:1-linux-amd64"); named.ID != ours {
+		t.Errorf("the node's localhost/app:1-linux-amd64 is on %s, want the job's image", named.ID)
 	}
 }
 
@@ -327,7 +359,7 @@ func TestRunnerPush(t *testing.T) {
 	if got := phaseNames(t, rec.Phases); got != "context connect@a upload@a build@a push@a!" {
 		t.Errorf("phases of a refused push: %q", got)
 	}
-	if _, left := f2.a.Image(podmantest.BuildID("localhost/app:1-linux-amd64")); left {
+	if _, left := f2.a.Image(podmantest.BuiltID("linux/amd64")); left {
 		t.Error("a failed push left the image on the node")
 	}
 }
@@ -349,7 +381,7 @@ func TestProcessRunsJobsAndUndoes(t *testing.T) {
 				return
 			}
 			podmantest.Drain(r)
-			id := podmantest.BuildID(r.URL.Query().Get("t"))
+			id := podmantest.BuiltID(r.URL.Query().Get("platform"))
 			srv.AddImage(podmantest.Image{ID: id})
 			podmantest.Stream(map[string]string{"stream": id + "\n"})(w, r)
 		})

@@ -121,7 +121,8 @@ func (s *Server) Count(req string) int {
 	return n
 }
 
-// AddImage puts img into storage.
+// AddImage puts img into storage, taking its names off any other image, as
+// containers/storage does.
 func (s *Server) AddImage(img Image) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -135,7 +136,11 @@ func (s *Server) AddImage(img Image) {
 	if c.Digest == "" {
 		c.Digest = "sha256:" + strings.Repeat("d", 64)
 	}
+	c.Names = nil
 	s.images[c.ID] = &c
+	for _, name := range img.Names {
+		s.nameLocked(&c, name)
+	}
 }
 
 // Image returns the image with this id or name.
@@ -278,10 +283,14 @@ func ArchiveOf(img Image) []byte {
 	return append([]byte("podmantest-archive\n"), b...)
 }
 
-// BuildID is the image id a build of tag makes by default.
-func BuildID(tag string) string {
-	return fmt.Sprintf("%x", sha256.Sum256([]byte(tag)))
+// BuildID is an image id made from key: a test's own images and lists.
+func BuildID(key string) string {
+	return fmt.Sprintf("%x", sha256.Sum256([]byte(key)))
 }
+
+// BuiltID is the id of the image the fake's build makes for platform, as
+// the build request names it (OS/ARCH[/VARIANT]).
+func BuiltID(platform string) string { return BuildID("build " + platform) }
 
 // Drain reads r fully: helpers that script endpoints use it before answering.
 func Drain(r *http.Request) { io.Copy(io.Discard, r.Body) }

@@ -60,13 +60,17 @@ func pathArg(r *http.Request, n int) string {
 // a log line, then the id, as podman's build stream does.
 func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 	Drain(r)
-	tag := r.URL.Query().Get("t")
-	id := BuildID(tag)
+	plat := r.URL.Query().Get("platform")
+	id := BuiltID(plat)
 	os, arch := "linux", "amd64"
-	if p := strings.Split(r.URL.Query().Get("platform"), "/"); len(p) >= 2 {
+	if p := strings.Split(plat, "/"); len(p) >= 2 {
 		os, arch = p[0], p[1]
 	}
-	s.AddImage(Image{ID: id, Names: []string{tag}, OS: os, Arch: arch, Size: 1000})
+	img := Image{ID: id, OS: os, Arch: arch, Size: 1000}
+	if tag := r.URL.Query().Get("t"); tag != "" {
+		img.Names = []string{tag}
+	}
+	s.AddImage(img)
 	writeStream(w, map[string]string{"stream": "STEP 1/1: FROM scratch\n"}, map[string]string{"stream": id + "\n"})
 }
 
@@ -155,13 +159,17 @@ func (s *Server) tag(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		return
 	}
-	name := r.URL.Query().Get("repo") + ":" + r.URL.Query().Get("tag")
-	// As containers/storage does: a name is on one image at a time.
+	s.nameLocked(img, r.URL.Query().Get("repo")+":"+r.URL.Query().Get("tag"))
+	w.WriteHeader(http.StatusCreated)
+}
+
+// nameLocked names img, taking the name off any other image: in
+// containers/storage a name is on one image at a time.
+func (s *Server) nameLocked(img *Image, name string) {
 	for _, other := range s.images {
 		other.Names = slices.DeleteFunc(other.Names, func(n string) bool { return n == name })
 	}
 	img.Names = append(img.Names, name)
-	w.WriteHeader(http.StatusCreated)
 }
 
 func (s *Server) untag(w http.ResponseWriter, r *http.Request) {

@@ -136,8 +136,9 @@ func decodePullStream(r io.Reader) ([]string, error) {
 	return ids, nil
 }
 
-// tag names image id ref (NAME:TAG) in the service's storage.
-func tag(api context.Context, id, ref string) error {
+// Tag names image id ref (NAME:TAG) in the service's storage, taking the
+// name off any image that had it.
+func Tag(api context.Context, id, ref string) error {
 	tagged, err := nameTag(ref)
 	if err != nil {
 		return err

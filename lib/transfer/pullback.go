@@ -234,7 +234,7 @@ func (p *Puller) name(local context.Context, req Request, fresh bool) (owned, er
 			ours.ref = ""
 		}
 	}
-	if err := tag(local, req.ID, req.Ref); err != nil {
+	if err := Tag(local, req.ID, req.Ref); err != nil {
 		ours.ref = ""
 		return ours, err
 	}
@@ -319,7 +319,7 @@ func (p *Puller) giveBackName(api context.Context, o owned) error {
 	}
 	if o.prev != "" {
 		// Tagging moves the name: it is on one image at a time.
-		if err := tag(api, o.prev, o.ref); err == nil {
+		if err := Tag(api, o.prev, o.ref); err == nil {
 			return nil
 		}
 		// The earlier image is gone: nothing to give the name back to.

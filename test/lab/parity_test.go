@@ -147,7 +147,9 @@ func runOutput(lines []string) string {
 		if jobMarker.MatchString(l) {
 			continue
 		}
-		if strings.HasPrefix(l, "STEP ") || strings.Contains(l, "COMMIT ") || strings.HasPrefix(l, "--> ") ||
+		// COMMIT names the image in podman's build and not in farm's
+		// (docs/farm-build.md, "Differences from podman build").
+		if strings.HasPrefix(l, "STEP ") || strings.Contains(l, "COMMIT") || strings.HasPrefix(l, "--> ") ||
 			strings.HasPrefix(l, "Successfully") || strings.Contains(l, "[Warning]") || imageID.MatchString(l) {
 			continue
 		}
