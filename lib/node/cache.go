@@ -4,10 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/farm-build/farm/lib/cachedir"
 )
 
 // InfoCache keeps what a node's podman info said, for a while, so that
@@ -20,8 +21,8 @@ import (
 // cached entry is used only while the service still answers (its ping)
 // with the version it had: an upgraded or replaced podman is asked again.
 type InfoCache struct {
-	// Dir holds one file per connection URI; DefaultInfoCacheDir when
-	// empty.
+	// Dir holds one file per connection URI; farm's cache directory
+	// "nodes" (~/.cache/farm/nodes) when empty.
 	Dir string
 	// TTL is how long an entry is used; 0 turns the cache off.
 	TTL time.Duration
@@ -33,16 +34,6 @@ type InfoCache struct {
 // podman stays the same.
 const DefaultInfoCacheTTL = 5 * time.Minute
 
-// DefaultInfoCacheDir is $XDG_CACHE_HOME/farm/nodes, else
-// ~/.cache/farm/nodes.
-func DefaultInfoCacheDir() (string, error) {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache directory for node info: %w", err)
-	}
-	return filepath.Join(dir, "farm", "nodes"), nil
-}
-
 // cachedInfo is one entry: the info as podman gave it (its storage's
 // sizes are not used) and when.
 type cachedInfo struct {
@@ -53,7 +44,7 @@ type cachedInfo struct {
 func (c InfoCache) path(uri string) (string, error) {
 	dir := c.Dir
 	if dir == "" {
-		d, err := DefaultInfoCacheDir()
+		d, err := cachedir.For("nodes")
 		if err != nil {
 			return "", err
 		}

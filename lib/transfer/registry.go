@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/containers/image/v5/manifest"
+	"github.com/farm-build/farm/lib/cachedir"
 	"github.com/farm-build/farm/lib/platform"
 	"github.com/opencontainers/go-digest"
 )
@@ -40,13 +41,7 @@ func RepoFor(p platform.Platform) string {
 // DefaultCacheDir is where the transfer registry keeps its blobs between
 // runs: $XDG_CACHE_HOME/farm/registry, else ~/.cache/farm/registry. Keeping
 // them is the point: a base layer uploaded once is never uploaded again.
-func DefaultCacheDir() (string, error) {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache directory for the transfer registry: %w", err)
-	}
-	return filepath.Join(dir, "farm", "registry"), nil
-}
+func DefaultCacheDir() (string, error) { return cachedir.For("registry") }
 
 // RunRegistry is the run's own registry (the user's is lib/registry's),
 // served from inside farm-build on 127.0.0.1 only, from Dir, for one
