@@ -6,7 +6,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -42,7 +41,7 @@ type Options struct {
 
 func (o Options) log() *slog.Logger {
 	if o.Log == nil {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+		return slog.New(slog.DiscardHandler)
 	}
 	return o.Log
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -119,7 +118,7 @@ func NewPuller(local *podman.Client, opts Options) *Puller {
 		opts.Compression = CompressionAuto
 	}
 	if opts.Log == nil {
-		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.LocalName == "" {
 		opts.LocalName = local.URI()

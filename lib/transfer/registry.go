@@ -82,7 +82,7 @@ func StartRunRegistry(ctx context.Context, opts RunRegistryOptions) (*RunRegistr
 		opts.Dir = d
 	}
 	if opts.Log == nil {
-		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("transfer registry storage: %w", err)
