@@ -12,8 +12,11 @@ die()  { printf 'farm-lab: ERROR: %s\n' "$*" >&2; exit 1; }
 # contains PATTERN (guards against a recycled pid belonging to something else).
 pid_alive() {
     local pidfile=$1 pattern=$2 pid
-    [[ -s $pidfile ]] || return 1
-    pid=$(<"$pidfile")
+    # A daemon that stops (sshd on SIGTERM) removes its pid file, also
+    # between a test for the file and the read: one read, allowed to fail
+    # (a failed $(<file) would end the whole script under set -e).
+    pid=""
+    { read -r pid <"$pidfile" || [[ -n $pid ]]; } 2>/dev/null || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     [[ -r /proc/$pid/cmdline ]] || return 1
     # zombies still have a /proc entry; treat them as dead
