@@ -56,8 +56,7 @@ identity = %q
 uri = "ssh://root@%s/run/podman/podman.sock"
 identity = %q
 `, labVar(t, "FARM_LAB_1_URI"), key, labVar(t, "FARM_LAB_2_URI"), key, hole.Addr(), key))
-	lab(t, "sshd-stop", "lab-2")
-	t.Cleanup(func() { lab(t, "sshd-start", "lab-2") })
+	labDown(t, "sshd", "lab-2")
 
 	image := "localhost/farm-test/around:" + relNonce()
 	relRemoveLocal(t, image, image+"-linux-amd64", image+"-linux-arm64")

@@ -238,8 +238,7 @@ func TestKindsFailoverFromPodman5(t *testing.T) {
 	for _, line := range psMatches(t, "sleep 23") {
 		pids = append(pids, strings.Fields(line)[0])
 	}
-	lab(t, "node-stop", "lab-p5")
-	t.Cleanup(func() { lab(t, "node-start", "lab-p5") })
+	labDown(t, "node", "lab-p5")
 	if code := waitExit(t, cmd, 4*time.Minute); code != 0 {
 		data, _ := os.ReadFile(stderr)
 		t.Fatalf("farm-build exit %d:\n%s", code, data)

@@ -130,6 +130,16 @@ func lab(t *testing.T, args ...string) {
 	}
 }
 
+// labDown stops a node's podman service (part "node") or its sshd ("sshd")
+// for the rest of the test. The start is registered before the stop, so the
+// node comes back even when stopping it fails (it was down already): one
+// failed test must not leave the lab short of a node for every test after.
+func labDown(t *testing.T, part, node string) {
+	t.Helper()
+	t.Cleanup(func() { lab(t, part+"-start", node) })
+	lab(t, part+"-stop", node)
+}
+
 // decode parses a record stream and fails the test on any bad line, and on
 // a record after an end record. The end record is not returned: ended
 // says whether the stream has one.

@@ -45,8 +45,7 @@ func TestNodesFarmLab(t *testing.T) {
 }
 
 func TestNodesStoppedServiceIsAnErrorRecordWithinTheTimeout(t *testing.T) {
-	lab(t, "node-stop", "lab-2")
-	t.Cleanup(func() { lab(t, "node-start", "lab-2") })
+	labDown(t, "node", "lab-2")
 	r := run(t, nil, "farm-nodes --farm lab --timeout 5s")
 	if r.code != 0 {
 		t.Fatalf("exit %d; want 0 while other nodes answer", r.code)
@@ -69,8 +68,7 @@ func TestNodesStoppedServiceIsAnErrorRecordWithinTheTimeout(t *testing.T) {
 }
 
 func TestNodesStoppedSSHD(t *testing.T) {
-	lab(t, "sshd-stop", "lab-3")
-	t.Cleanup(func() { lab(t, "sshd-start", "lab-3") })
+	labDown(t, "sshd", "lab-3")
 	r := run(t, nil, "farm-nodes --node lab-1,lab-3 --timeout 5s")
 	nodes := nodesOf(decode(t, r.stdout))
 	if r.code != 0 || nodes["lab-3"] == nil || !strings.Contains(nodes["lab-3"].Error, "connection refused") {

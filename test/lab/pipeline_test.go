@@ -250,8 +250,7 @@ func TestNodeKilledMidBuildFailsOver(t *testing.T) {
 	plan := pinnedJob(t, "linux/amd64", "lab-2")
 	cmd, stdout, stderr := startBuild(t, plan, "localhost/farm-test/failover:1", "13")
 	waitFor(t, stderr, "[linux/amd64@lab-2] sleeping 13s", time.Minute)
-	lab(t, "node-stop", "lab-2")
-	t.Cleanup(func() { lab(t, "node-start", "lab-2") })
+	labDown(t, "node", "lab-2")
 	if code := waitExit(t, cmd, 3*time.Minute); code != 0 {
 		data, _ := os.ReadFile(stderr)
 		t.Fatalf("farm-build exit %d:\n%s", code, data)

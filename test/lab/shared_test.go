@@ -719,8 +719,7 @@ func TestPodman5DeadRunsContextRemovedByTheNextRun(t *testing.T) {
 	}
 	a, dirA := start("271", "a-"+relNonce())
 	runA := relRunOf(t, a)
-	lab(t, "node-stop", "lab-p5")
-	t.Cleanup(func() { lab(t, "node-start", "lab-p5") })
+	labDown(t, "node", "lab-p5")
 	a.cmd.Process.Kill()
 	a.wait(t, time.Minute)
 	lab(t, "node-start", "lab-p5")
